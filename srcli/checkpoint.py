@@ -1,0 +1,165 @@
+"""Reading and writing network weights.
+
+srcli writes safetensors files whose metadata names the architecture and its hyper-parameters.
+It reads those and the layouts people actually have (EDSR-PyTorch, ESRGAN, BasicSR,
+Real-ESRGAN, DSGAN), detecting architecture and hyper-parameters from tensor names and shapes.
+Nothing is ever unpickled: torch files are read with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import registry
+
+SUPPORTED_FORMATS = (
+    "srcli .safetensors; EDSR-PyTorch EDSR/MDSR .pt; ESRGAN old/new RRDBNet .pth; "
+    "BasicSR/Real-ESRGAN RRDBNet, MSRResNet, EDSR .pth (params/params_ema); DSGAN .tar"
+)
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be turned into a network; the message is one line for the user."""
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return (tensors, metadata) from a safetensors or torch file, never unpickling objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if path.suffix == ".safetensors" or _looks_like_safetensors(head):
+        return _read_safetensors(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt/non-checkpoint files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]}); supported: {SUPPORTED_FORMATS}") from None
+    return unwrap_state_dict(loaded, path), {}
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    if len(head) < 9:
+        return False
+    header_length = int.from_bytes(head[:8], "little")
+    return 0 < header_length < 100_000_000 and head[8:9] == b"{"
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        tensors: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = dict(handle.metadata() or {})
+            for key in handle.keys():
+                tensors[key] = handle.get_tensor(key)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: damaged safetensors file ({reason[:120]}); supported: {SUPPORTED_FORMATS}") from None
+    return tensors, metadata
+
+
+def unwrap_state_dict(loaded: Any, path: Path | str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Find the generator's tensors inside the wrappers training code adds.
+
+    Prefers ``params_ema`` over ``params`` (BasicSR keeps the better EMA weights there), accepts
+    DSGAN's ``model_g_state_dict`` and srcli's own training checkpoints, and strips ``module.``.
+    """
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"{path}: not a state dict; supported: {SUPPORTED_FORMATS}")
+    for wrapper in ("params_ema", "params", "model_g_state_dict", "state_dict", "model", "generator_ema", "generator"):
+        inner = loaded.get(wrapper)
+        if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            loaded = inner
+            break
+    tensors = {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: holds no tensors; supported: {SUPPORTED_FORMATS}")
+    prefix = "module."
+    if all(key.startswith(prefix) for key in tensors):
+        tensors = {key[len(prefix):]: value for key, value in tensors.items()}
+    return tensors
+
+
+def model_metadata(model: nn.Module, extra: dict[str, Any] | None = None) -> dict[str, str]:
+    metadata = {
+        "format": "srcli",
+        "format_version": "1",
+        "architecture": getattr(model, "architecture", ""),
+        "config": json.dumps(getattr(model, "config", {}), sort_keys=True),
+    }
+    for key, value in (extra or {}).items():
+        metadata[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return metadata
+
+
+def save_model(model: nn.Module, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+    """Write a network as safetensors with its architecture and config in the metadata (atomically)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
+        temporary = Path(handle.name)
+    try:
+        save_file(state, str(temporary), metadata=model_metadata(model, extra))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def build_from_metadata(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path | str) -> nn.Module:
+    architecture = metadata.get("architecture", "")
+    try:
+        config = json.loads(metadata.get("config", "{}"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: srcli metadata has an unreadable config") from None
+    try:
+        model = registry.build(architecture, **config)
+    except (registry.UnknownArchitecture, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot build {architecture!r} from its metadata ({error})") from None
+    _load_strict(model, tensors, path)
+    return model
+
+
+def _load_strict(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path | str) -> None:
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:200]
+        raise CheckpointError(f"{path}: tensors do not fit the detected network ({detail})") from None
+
+
+def load_model(path: str | os.PathLike[str], *, architecture: str | None = None) -> nn.Module:
+    """Load any supported checkpoint and return the network in eval mode on the CPU.
+
+    ``architecture`` overrides detection for the rare file whose layout is ambiguous
+    (e.g. ``srgan`` vs ``srresnet``, which share one layout).
+    """
+    from .layouts import detect_layout
+
+    tensors, metadata = read_state_dict(path)
+    if metadata.get("format") == "srcli":
+        model = build_from_metadata(tensors, metadata, path)
+    else:
+        detected = detect_layout(tensors)
+        if detected is None:
+            raise CheckpointError(f"{path}: unknown checkpoint layout; supported: {SUPPORTED_FORMATS}")
+        name, config, converted = detected
+        if architecture in ("srgan", "srresnet") and name in ("srgan", "srresnet"):
+            name = architecture
+        model = registry.build(name, **config)
+        _load_strict(model, converted, path)
+    model.source_metadata = metadata  # type: ignore[attr-defined]
+    return model.eval()

@@ -1,0 +1,24 @@
+"""``srcli`` command line: thin wrappers that parse options and call library functions."""
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="srcli")
+def main() -> None:
+    """Super-resolution from the command line: upscale, train, evaluate and mix SR networks."""
+
+
+def _register() -> None:
+    from . import eval as eval_command
+    from . import models, train, upscale
+
+    for module in (models, upscale, eval_command, train):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,121 @@
+"""``srcli train``, ``srcli export`` and ``srcli plot``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..train.config import FAMILIES
+from .common import handle_errors
+
+
+def _int_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+@click.command("train")
+@click.argument("family", type=click.Choice(FAMILIES))
+@click.option("--data", "--target", "data", multiple=True, type=click.Path(), help="HR training images (folder or file); repeatable. For dsgan: the clean HR domain.")
+@click.option("--source", multiple=True, type=click.Path(), help="dsgan: unpaired photos with the real-world degradation.")
+@click.option("--val", type=click.Path(), help="Validation HR folder (PSNR/SSIM on Y; best model kept).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of options (command line wins).")
+@click.option("--out", type=click.Path(), help="Run directory (default runs/FAMILY).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory exactly where it stopped.")
+@click.option("-x", "--scale", type=int)
+@click.option("--scales", help="mdsr: comma-separated scales (default 2,3,4).")
+@click.option("--stage", type=click.Choice(["psnr", "gan"]), help="esrgan: psnr pre-training or gan stage.")
+@click.option("--iters", type=int, help="Total iterations.")
+@click.option("--time-budget", help="Stop cleanly with a checkpoint after this wall-clock time (e.g. 2h, 90m).")
+@click.option("--batch", type=int)
+@click.option("--patch", type=int, help="LR patch side in pixels.")
+@click.option("--lr", type=float)
+@click.option("--milestones", help="Comma-separated iterations where the learning rate is multiplied by --gamma.")
+@click.option("--gamma", type=float)
+@click.option("--seed", type=int)
+@click.option("--blocks", type=int, help="Residual / RRDB block count.")
+@click.option("--features", type=int, help="Feature channels.")
+@click.option("--init", type=click.Path(dir_okay=False), help="Initialise from weights (edsr x3/x4 from x2: all but the tail).")
+@click.option("--pixel-loss", type=click.Choice(["l1", "mse"]))
+@click.option("--perceptual", type=click.Choice(["vgg", "dfeat", "none"]), help="GAN stages: VGG19 features, discriminator features, or none.")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False), help="torchvision vgg19 state dict for the perceptual loss.")
+@click.option("--gan-type", type=click.Choice(["ragan", "standard"]))
+@click.option("--degradation", help="LR maker: bicubic, dsgan:WEIGHTS or paired:LR_DIR.")
+@click.option("--freq-sep", is_flag=True, default=None, help="Pixel loss on low frequencies, GAN on high frequencies (ESRGAN-FS).")
+@click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]))
+@click.option("--workers", type=int, help="DataLoader worker processes.")
+@click.option("--val-every", type=int)
+@click.option("--checkpoint-every", type=int)
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def train_command(family: str, config_file: str | None, resume: str | None, quiet: bool, scales: str | None,
+                  milestones: str | None, data: tuple[str, ...], source: tuple[str, ...], **options: Any) -> None:
+    """Train a network family (paper defaults; every option can be overridden)."""
+    from ..train.config import load_toml, resolve_config
+    from ..train.trainer import load_run_config, train
+
+    overrides: dict[str, Any] = dict(options)
+    overrides["scales"] = _int_list(scales)
+    overrides["milestones"] = _int_list(milestones)
+    overrides["data"] = list(data) or None
+    overrides["source"] = list(source) or None
+    if resume:
+        config = load_run_config(resume)
+        if config.family != family:
+            raise click.UsageError(f"{resume} is a {config.family} run, not {family}")
+        allowed = {"iters", "time_budget", "val_every", "checkpoint_every", "workers", "device", "amp"}
+        changed = {k: v for k, v in overrides.items() if v is not None and k not in allowed}
+        if changed:
+            raise click.UsageError(f"--resume keeps the run's settings; cannot change {', '.join(sorted(changed))}")
+        values = {**config.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
+        values["out"] = resume
+        config = resolve_config(family, overrides=values)
+    else:
+        file_values = load_toml(config_file) if config_file else {}
+        config = resolve_config(family, file_values, overrides)
+    result = train(config, resume=bool(resume), progress=not quiet, echo=click.echo)
+    best = f", best val PSNR {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
+    click.echo(f"{result.stopped_by} at iteration {result.iteration} after {result.seconds:.0f} s{best}; "
+               f"checkpoint in {Path(result.run_dir) / 'checkpoints'}")
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .safetensors file.")
+@click.option("--name", help="Model name in the manifest (default: file stem before _x).")
+@click.option("--which", type=click.Choice(["ema", "raw"]), default="ema", show_default=True, help="EMA or raw generator.")
+@click.option("--license", "license_name", default="MIT", show_default=True)
+@click.option("--no-manifest", is_flag=True, help="Do not add an entry to manifest.json beside the output.")
+@click.option("--overwrite", is_flag=True)
+@handle_errors
+def export_command(run_dir: str, output: str, name: str | None, which: str, license_name: str, no_manifest: bool,
+                   overwrite: bool) -> None:
+    """Write a run's generator with its metadata and add it to weights/manifest.json."""
+    from ..train.export import export_run
+
+    if Path(output).exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    entry = export_run(run_dir, output, name=name, which=which, license_name=license_name, manifest=not no_manifest)
+    click.echo(f"exported {entry['name']} ({entry['architecture']}, x{'/x'.join(map(str, entry['scales']))}, "
+               f"{entry['recipe']['iterations']} iterations) to {output}")
+
+
+@click.command("plot")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="PNG file (default RUN_DIR/curves.png).")
+@handle_errors
+def plot_command(run_dir: str, output: str | None) -> None:
+    """Draw loss and validation PSNR curves of a run to a PNG."""
+    from ..train.plot import plot_run
+
+    path = plot_run(run_dir, output)
+    click.echo(f"wrote {path}")
+
+
+COMMANDS = [train_command, export_command, plot_command]

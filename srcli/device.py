@@ -1,0 +1,61 @@
+"""Device and precision selection shared by inference and training."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from functools import lru_cache
+from typing import Any, ContextManager
+
+import torch
+
+
+class DeviceError(ValueError):
+    pass
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA (this process's LOCAL_RANK under torchrun), then Apple MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA device is available")
+    return device
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX): there bf16 is ~3x faster."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """Training precision: ``auto`` is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (None)."""
+    if amp == "off":
+        return None
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise DeviceError("--amp fp16 needs a CUDA device; use bf16 or off on the CPU")
+        return torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> ContextManager[Any]:
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,83 @@
+"""Turn what the user typed (``--model``, ``-x``, ``--weights``, ``--alpha``) into a ready network."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from .checkpoint import load_model
+from .interpolate import check_alpha, interpolate_models
+from .nets.mdsr import MDSR, MDSRAtScale
+from .weights import WeightsError, find_entry, load_entry, load_shipped
+
+#: (PSNR-oriented, GAN) pairs that ``--alpha`` blends, keyed by either name.
+INTERPOLATION_PAIRS = {
+    "esrgan": ("esrgan-psnr", "esrgan"),
+    "esrgan-psnr": ("esrgan-psnr", "esrgan"),
+    "srgan": ("srresnet", "srgan"),
+    "srresnet": ("srresnet", "srgan"),
+}
+DEFAULT_MODEL = "edsr"
+DEFAULT_SCALE = 4
+
+
+class ModelChoiceError(ValueError):
+    pass
+
+
+@dataclass
+class ResolvedModel:
+    network: nn.Module  # single-scale: MDSR comes wrapped at the chosen scale
+    name: str
+    scale: int
+    source: str  # file it came from, or a description of the blend
+
+
+def native_scales(model: nn.Module) -> tuple[int, ...]:
+    if isinstance(model, MDSR):
+        return tuple(model.scale_list)
+    config = getattr(model, "config", {})
+    return (int(config.get("scale", 1)),)
+
+
+def at_scale(model: nn.Module, scale: int | None, source: str) -> tuple[nn.Module, int]:
+    scales = native_scales(model)
+    if scale is None:
+        scale = scales[-1] if isinstance(model, MDSR) else scales[0]
+    if scale not in scales:
+        raise ModelChoiceError(f"{source} is a x{'/x'.join(map(str, scales))} network; it cannot run at x{scale}")
+    if isinstance(model, MDSR):
+        return MDSRAtScale(model, scale).eval(), scale
+    return model, scale
+
+
+def resolve_model(model: str | None = None, scale: int | None = None, weights: str | None = None,
+                  alpha: float | None = None) -> ResolvedModel:
+    """Shipped weights by name, or any checkpoint ``load_model`` accepts; optional on-the-fly blend."""
+    if weights:
+        if alpha is not None:
+            raise ModelChoiceError("--alpha blends a shipped pair; with your own files use 'srcli interpolate' first")
+        network = load_model(weights)
+        network, scale = at_scale(network, scale, weights)
+        return ResolvedModel(network, model or getattr(network, "architecture", "model"), scale, weights)
+    name = model or DEFAULT_MODEL
+    if alpha is not None:
+        return _blend(name, scale, check_alpha(alpha))
+    network, entry = load_shipped(name, scale)
+    network, scale = at_scale(network, scale, entry.file)
+    return ResolvedModel(network, name, scale, str(entry.path))
+
+
+def _blend(name: str, scale: int | None, alpha: float) -> ResolvedModel:
+    if name not in INTERPOLATION_PAIRS:
+        pairs = ", ".join(sorted({pair[1] for pair in INTERPOLATION_PAIRS.values()}))
+        raise ModelChoiceError(f"--alpha needs a model with a PSNR/GAN pair ({pairs}), not {name}")
+    psnr_name, gan_name = INTERPOLATION_PAIRS[name]
+    psnr_entry, gan_entry = find_entry(psnr_name, scale), find_entry(gan_name, scale)
+    blended = interpolate_models(load_entry(psnr_entry), load_entry(gan_entry), alpha)
+    network, chosen = at_scale(blended, scale, gan_entry.file)
+    label = f"{gan_name}-a{alpha:g}"
+    return ResolvedModel(network, label, chosen, f"{psnr_entry.file} <-> {gan_entry.file} at alpha {alpha:g}")
+
+
+__all__ = ["ResolvedModel", "resolve_model", "ModelChoiceError", "WeightsError", "INTERPOLATION_PAIRS"]

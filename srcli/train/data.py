@@ -1,0 +1,215 @@
+"""Training data: HR images cached in memory, random crops, LR made on the fly.
+
+Every batch is a pure function of (seed, iteration, rank): resuming from a checkpoint or
+adding DataLoader workers therefore reproduces exactly the batches an uninterrupted run sees.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..imresize import imresize, quantize
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+log = logging.getLogger("srcli.train")
+
+
+class DataError(ValueError):
+    pass
+
+
+def list_images(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    paths: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if folder.is_file():
+            paths.append(folder)
+            continue
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder")
+        paths.extend(sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+    return paths
+
+
+def load_rgb_uint8(path: Path) -> torch.Tensor:
+    with Image.open(path) as image:
+        image.load()
+        array = np.array(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def load_image_cache(folders: Iterable[str | os.PathLike[str]], min_side: int,
+                     warn: Callable[[str], None] = log.warning) -> list[torch.Tensor]:
+    """Decode every image once (uint8 CHW); skip unreadable or too small ones with a warning."""
+    images: list[torch.Tensor] = []
+    for path in list_images(folders):
+        try:
+            image = load_rgb_uint8(path)
+        except Exception as error:  # PIL raises many kinds for bad files
+            warn(f"skipping unreadable image {path}: {error}")
+            continue
+        if min(image.shape[-2:]) < min_side:
+            warn(f"skipping {path}: {image.shape[-1]}x{image.shape[-2]} is smaller than a {min_side}px crop")
+            continue
+        images.append(image)
+    if not images:
+        raise DataError(f"no usable training images (need at least {min_side}px per side) in {', '.join(map(str, folders))}")
+    return images
+
+
+def batch_generator(seed: int, iteration: int, rank: int = 0, stream: str = "data") -> torch.Generator:
+    digest = hashlib.sha256(f"{seed}:{iteration}:{rank}:{stream}".encode()).digest()
+    generator = torch.Generator()
+    generator.manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+    return generator
+
+
+def augment(patch: torch.Tensor, code: int) -> torch.Tensor:
+    """One of the 8 dihedral transforms (flips and 90-degree rotations)."""
+    if code & 1:
+        patch = patch.flip(-1)
+    if code & 2:
+        patch = patch.flip(-2)
+    if code & 4:
+        patch = patch.transpose(-1, -2)
+    return patch
+
+
+def random_crops(images: Sequence[torch.Tensor], count: int, size: int, generator: torch.Generator,
+                 augmentation: bool = True) -> torch.Tensor:
+    """``count`` random size x size crops (float [0, 1]) from random images."""
+    crops = []
+    for _ in range(count):
+        image = images[int(torch.randint(len(images), (1,), generator=generator))]
+        height, width = image.shape[-2:]
+        top = int(torch.randint(height - size + 1, (1,), generator=generator))
+        left = int(torch.randint(width - size + 1, (1,), generator=generator))
+        code = int(torch.randint(8, (1,), generator=generator)) if augmentation else 0
+        crops.append(augment(image[:, top:top + size, left:left + size], code))
+    return torch.stack(crops).float().div_(255)
+
+
+Degrader = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def bicubic_degrader(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB bicubic downscale, quantised to 8 bits like a saved LR image."""
+    return quantize(imresize(hr, 1.0 / scale))
+
+
+class PairedBatches(torch.utils.data.Dataset):
+    """Map-style dataset whose item ``i`` is the whole training batch of iteration ``i``."""
+
+    def __init__(self, images: Sequence[torch.Tensor], *, batch: int, patch: int, scales: Sequence[int],
+                 seed: int, rank: int = 0, augmentation: bool = True, degrader: Degrader = bicubic_degrader,
+                 length: int = 10**9) -> None:
+        self.images = images
+        self.batch = batch
+        self.patch = patch
+        self.scales = list(scales)
+        self.seed = seed
+        self.rank = rank
+        self.augmentation = augmentation
+        self.degrader = degrader
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
+        generator = batch_generator(self.seed, iteration, self.rank)
+        scale = self.scales[int(torch.randint(len(self.scales), (1,), generator=generator))]
+        hr = random_crops(self.images, self.batch, self.patch * scale, generator, self.augmentation)
+        with torch.no_grad():
+            lr = self.degrader(hr, scale)
+        return {"lr": lr, "hr": hr, "scale": scale, "iteration": iteration}
+
+
+class UnpairedBatches(torch.utils.data.Dataset):
+    """DSGAN batches: bicubic-downscaled clean crops and unpaired crops of the source domain."""
+
+    def __init__(self, clean: Sequence[torch.Tensor], source: Sequence[torch.Tensor], *, batch: int, patch: int,
+                 scale: int, seed: int, rank: int = 0, augmentation: bool = True, length: int = 10**9) -> None:
+        self.clean = clean
+        self.source = source
+        self.batch = batch
+        self.patch = patch
+        self.scale = scale
+        self.seed = seed
+        self.rank = rank
+        self.augmentation = augmentation
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
+        generator = batch_generator(self.seed, iteration, self.rank)
+        hr = random_crops(self.clean, self.batch, self.patch * self.scale, generator, self.augmentation)
+        source = random_crops(self.source, self.batch, self.patch, generator, self.augmentation)
+        with torch.no_grad():
+            clean_lr = bicubic_degrader(hr, self.scale)
+        return {"lr": clean_lr, "source": source, "scale": self.scale, "iteration": iteration}
+
+
+class PairedFolderBatches(torch.utils.data.Dataset):
+    """Batches cropped from aligned LR/HR image pairs (``--degradation paired:LR_DIR``)."""
+
+    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, batch: int, patch: int, scale: int,
+                 seed: int, rank: int = 0, augmentation: bool = True, length: int = 10**9) -> None:
+        self.pairs = pairs
+        self.batch = batch
+        self.patch = patch
+        self.scale = scale
+        self.seed = seed
+        self.rank = rank
+        self.augmentation = augmentation
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
+        generator = batch_generator(self.seed, iteration, self.rank)
+        lrs, hrs = [], []
+        for _ in range(self.batch):
+            lr_image, hr_image = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=generator))]
+            height, width = lr_image.shape[-2:]
+            top = int(torch.randint(height - self.patch + 1, (1,), generator=generator))
+            left = int(torch.randint(width - self.patch + 1, (1,), generator=generator))
+            code = int(torch.randint(8, (1,), generator=generator)) if self.augmentation else 0
+            s = self.scale
+            lrs.append(augment(lr_image[:, top:top + self.patch, left:left + self.patch], code))
+            hrs.append(augment(hr_image[:, top * s:(top + self.patch) * s, left * s:(left + self.patch) * s], code))
+        return {"lr": torch.stack(lrs).float() / 255, "hr": torch.stack(hrs).float() / 255,
+                "scale": self.scale, "iteration": iteration}
+
+
+def load_pairs(hr_folders: Iterable[str], lr_folder: str, scale: int, patch: int,
+               warn: Callable[[str], None] = log.warning) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Match LR files to HR files by stem; the HR must be ``scale`` times the LR."""
+    lr_by_stem = {p.stem: p for p in list_images([lr_folder])}
+    pairs = []
+    for hr_path in list_images(hr_folders):
+        lr_path = lr_by_stem.get(hr_path.stem)
+        if lr_path is None:
+            continue
+        lr_image, hr_image = load_rgb_uint8(lr_path), load_rgb_uint8(hr_path)
+        hr_image = hr_image[:, : lr_image.shape[1] * scale, : lr_image.shape[2] * scale]
+        if hr_image.shape[1] != lr_image.shape[1] * scale or hr_image.shape[2] != lr_image.shape[2] * scale:
+            warn(f"skipping {hr_path.name}: HR is not x{scale} of its LR")
+            continue
+        if min(lr_image.shape[-2:]) < patch:
+            warn(f"skipping {lr_path.name}: smaller than the LR patch")
+            continue
+        pairs.append((lr_image, hr_image))
+    if not pairs:
+        raise DataError(f"no LR/HR pairs found between {lr_folder} and {', '.join(hr_folders)}")
+    return pairs

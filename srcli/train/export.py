@@ -1,0 +1,98 @@
+"""Export a training run's (EMA) generator as shipped-style safetensors plus a manifest entry."""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import save_model
+from ..nets.common import count_parameters
+from ..weights import sha256_of, upsert_entry
+from .config import TrainConfig
+from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Wall-clock seconds spent in training steps, summed from the run's JSONL log windows."""
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return 0.0
+    seconds, previous = 0.0, 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "it_per_s" in record and record["it_per_s"] > 0:
+            iteration = int(record["iteration"])
+            steps = iteration - previous if iteration > previous else iteration
+            seconds += steps / record["it_per_s"]
+            previous = iteration
+    return seconds
+
+
+def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
+    hours = training_seconds(run_dir) / 3600
+    flags = [f"srcli train {config.family}", f"-x {config.scale}", f"--iters {config.iters}",
+             f"--batch {config.batch}", f"--patch {config.patch}", f"--lr {config.lr:g}"]
+    if config.stage != "psnr" and config.family not in ("srgan", "dsgan"):
+        flags.append(f"--stage {config.stage}")
+    if config.blocks is not None:
+        flags.append(f"--blocks {config.blocks}")
+    if config.init:
+        flags.append(f"--init {config.init}")
+    if config.degradation != "bicubic":
+        flags.append(f"--degradation {config.degradation}")
+    return {
+        "command": " ".join(flags),
+        "family": config.family,
+        "stage": config.stage,
+        "iterations": iteration,
+        "batch": config.batch,
+        "lr_patch": config.patch,
+        "lr": config.lr,
+        "milestones": config.milestones,
+        "pixel_loss": config.pixel_loss,
+        "perceptual": config.perceptual if config.stage == "gan" else "none (PSNR stage)",
+        "gan": f"{config.gan_type} x{config.gan_weight:g}" if config.stage == "gan" else None,
+        "degradation": config.degradation,
+        "amp": config.amp,
+        "train_hours": round(hours, 3),
+        "machine": f"{platform.machine()} CPU, 2 cores" if not torch.cuda.is_available() else "CUDA",
+        "data": [Path(d).name for d in config.data],
+    }
+
+
+def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = None, which: str = "ema",
+               license_name: str = "MIT", manifest: bool = True) -> dict[str, Any]:
+    """Write the generator of ``run_dir`` to ``output``; add/update its manifest entry beside it."""
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise TrainError(f"{run_dir} has no checkpoint to export")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    key = "generator_ema" if which == "ema" and "generator_ema" in state else "generator"
+    model = build_generator(config)
+    model.load_state_dict(state[key])
+    iteration = int(state["iteration"])
+    name = name or Path(output).stem.split("_x")[0]
+    run_recipe = recipe(config, iteration, run_dir)
+    output = save_model(model.eval(), output, extra={"name": name, "recipe": run_recipe, "weights": key,
+                                                    "iterations": iteration})
+    scales = list(getattr(model, "scales", (config.scale,)))
+    entry = {
+        "name": name,
+        "architecture": model.architecture,
+        "file": output.name,
+        "scales": scales,
+        "config": model.config,
+        "parameters": count_parameters(model),
+        "sha256": sha256_of(output),
+        "recipe": run_recipe,
+        "license": license_name,
+        "metrics": {},
+    }
+    if manifest:  # metrics are cleared: the new weights must be measured again
+        upsert_entry(entry, output.parent)
+    return entry

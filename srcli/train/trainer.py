@@ -1,0 +1,578 @@
+"""The training loop shared by every family: PSNR and GAN stages, EMA, validation, resumable
+checkpoints, wall-clock budgets, mixed precision and torchrun/DDP."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .. import registry
+from ..checkpoint import load_model, read_state_dict
+from ..device import autocast_context, pick_device, resolve_amp
+from ..nets.dsgan import high_pass, low_pass
+from ..nets.mdsr import MDSR
+from . import data as datamod
+from . import losses
+from .config import TrainConfig, config_from_json
+
+CHECKPOINT_NAME = "last.pt"
+
+
+class TrainError(RuntimeError):
+    """A problem with the run set-up that the user can fix; one-line message."""
+
+
+@dataclass
+class TrainResult:
+    iteration: int
+    stopped_by: str  # finished | time-budget | interrupted
+    best_psnr: float | None
+    run_dir: Path
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def distributed_context() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment, or (0, 1, 0)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def build_generator(config: TrainConfig) -> nn.Module:
+    overrides: dict[str, Any] = {}
+    for key, name in (("blocks", "num_blocks"), ("features", "num_features"), ("growth", "growth"),
+                      ("res_scale", "res_scale")):
+        value = getattr(config, key)
+        if value is not None:
+            overrides[name] = value
+    if config.family == "mdsr":
+        return registry.build("mdsr", scales=tuple(config.scales), **overrides)
+    if config.family == "dsgan":
+        return registry.build("dsgan", scale=config.scale, **overrides)
+    return registry.build(config.family, scale=config.scale, **overrides)
+
+
+def build_discriminator(config: TrainConfig) -> nn.Module:
+    if config.family == "dsgan":
+        return registry.build_discriminator("dsgan")
+    size = config.patch * config.scale
+    return registry.build_discriminator(config.family, input_size=size)
+
+
+def initialise_from(model: nn.Module, path: str, skip_tail: bool) -> list[str]:
+    """Copy matching tensors from ``path`` (EDSR x3/x4 from x2: everything but the upsampling tail)."""
+    try:
+        source = load_model(path).state_dict()
+    except Exception:
+        source, _ = read_state_dict(path)
+    own = model.state_dict()
+    copied = []
+    for key, value in source.items():
+        if skip_tail and (key.startswith("tail.0") or key.startswith("upsample")):
+            continue
+        if key in own and own[key].shape == value.shape:
+            own[key] = value.to(own[key].dtype)
+            copied.append(key)
+    if not copied:
+        raise TrainError(f"--init {path}: no tensor matches this network")
+    model.load_state_dict(own)
+    return copied
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, *, progress: bool = True,
+                 echo: Callable[[str], None] = print, resume: bool = False) -> None:
+        self.config = config
+        self.echo = echo
+        self.show_progress = progress
+        self.rank, self.world, self.local_rank = distributed_context()
+        self.device = pick_device(config.device, self.local_rank)
+        self.amp_dtype = resolve_amp(config.amp, self.device)
+        self.run_dir = Path(config.out)
+        self.iteration = 0
+        self.best_psnr: float | None = None
+        self.history: list[dict[str, Any]] = []
+        self._stop_requested = False
+        self._init_distributed()
+        torch.manual_seed(config.seed + self.rank)
+        random.seed(config.seed + self.rank)
+        self._build()
+        if resume:
+            self._load_checkpoint()
+        elif config.init:
+            copied = initialise_from(_unwrap(self.generator), config.init, config.init_skip_tail)
+            if self.ema is not None:
+                self.ema.load_state_dict(_unwrap(self.generator).state_dict())
+            self._say(f"initialised {len(copied)} tensors from {config.init}")
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        if self.rank == 0:
+            self.echo(text)
+
+    def _init_distributed(self) -> None:
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
+
+    def _build(self) -> None:
+        config = self.config
+        generator = build_generator(config).to(self.device)
+        self.channels_last = self.device.type in ("cpu", "cuda")
+        if self.channels_last:
+            generator = generator.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(generator).eval() if config.ema > 0 else None
+        if self.ema is not None:
+            for parameter in self.ema.parameters():
+                parameter.requires_grad_(False)
+        self.gan = config.stage == "gan"
+        self.discriminator: nn.Module | None = None
+        if self.gan:
+            discriminator = build_discriminator(config).to(self.device)
+            if self.channels_last:
+                discriminator = discriminator.to(memory_format=torch.channels_last)
+            self.discriminator = discriminator
+        if self.world > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            # MDSR leaves the other scales' branches unused in a step.
+            unused = config.family == "mdsr"
+            generator = nn.parallel.DistributedDataParallel(generator, device_ids=device_ids,
+                                                            find_unused_parameters=unused)
+            if self.discriminator is not None:
+                self.discriminator = nn.parallel.DistributedDataParallel(self.discriminator, device_ids=device_ids)
+        self.generator = generator
+        trainable = [p for p in generator.parameters() if p.requires_grad]
+        self.optimizer_g = torch.optim.Adam(trainable, lr=config.lr, betas=config.betas)
+        self.scheduler_g = torch.optim.lr_scheduler.MultiStepLR(self.optimizer_g, config.milestones, config.gamma)
+        self.optimizer_d = self.scheduler_d = None
+        if self.discriminator is not None:
+            self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d or config.lr,
+                                                betas=config.betas)
+            self.scheduler_d = torch.optim.lr_scheduler.MultiStepLR(self.optimizer_d, config.milestones, config.gamma)
+        self.grad_scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.vgg: nn.Module | None = None
+        self.collector: losses.FeatureCollector | None = None
+        if self.gan and config.perceptual_weight > 0:
+            if config.perceptual == "vgg":
+                try:
+                    self.vgg = losses.load_vgg(config.perceptual_layer, config.vgg_weights).to(self.device)
+                except losses.MissingVGGWeights as error:
+                    raise TrainError(str(error)) from None
+            elif config.perceptual == "dfeat":
+                self.collector = losses.FeatureCollector(_unwrap(self.discriminator))
+        self._build_data()
+
+    def _build_data(self) -> None:
+        config = self.config
+        if not config.data:
+            raise TrainError("no training data: give --data HR_DIR (or --target for dsgan)")
+        scales = config.scales if config.family == "mdsr" else [config.scale]
+        batch = max(1, config.batch // self.world)
+        hr_side = config.patch * max(scales)
+        if config.family == "dsgan":
+            if not config.source:
+                raise TrainError("DSGAN needs --source REAL_DIR (unpaired photos of the target domain)")
+            clean = datamod.load_image_cache(config.data, hr_side, self._say)
+            source = datamod.load_image_cache(config.source, config.patch, self._say)
+            self.dataset: torch.utils.data.Dataset = datamod.UnpairedBatches(
+                clean, source, batch=batch, patch=config.patch, scale=config.scale, seed=config.seed,
+                rank=self.rank, augmentation=config.augment)
+        elif config.degradation.startswith("paired:"):
+            pairs = datamod.load_pairs(config.data, config.degradation.split(":", 1)[1], config.scale,
+                                       config.patch, self._say)
+            self.dataset = datamod.PairedFolderBatches(pairs, batch=batch, patch=config.patch, scale=config.scale,
+                                                       seed=config.seed, rank=self.rank,
+                                                       augmentation=config.augment)
+        else:
+            images = datamod.load_image_cache(config.data, hr_side, self._say)
+            degrader = self._degrader()
+            self.dataset = datamod.PairedBatches(images, batch=batch, patch=config.patch, scales=scales,
+                                                 seed=config.seed, rank=self.rank, augmentation=config.augment,
+                                                 degrader=degrader)
+        self.validation = self._load_validation()
+
+    def _degrader(self) -> datamod.Degrader:
+        spec = self.config.degradation
+        if spec == "bicubic":
+            return datamod.bicubic_degrader
+        if spec.startswith("dsgan:"):
+            from ..degrade import DSGANDegrader
+
+            return DSGANDegrader(spec.split(":", 1)[1])
+        raise TrainError(f"unknown --degradation {spec!r}; use bicubic, dsgan:WEIGHTS or paired:LR_DIR")
+
+    def _load_validation(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if not self.config.val or self.rank != 0:
+            return []
+        from ..datasets import load_benchmark_pairs
+
+        scale = self.config.scales[0] if self.config.family == "mdsr" else self.config.scale
+        if self.config.family == "dsgan":
+            return []
+        return load_benchmark_pairs(self.config.val, scale)
+
+    # -- steps --------------------------------------------------------------------------------
+    def _autocast(self) -> ContextManager[Any]:
+        return autocast_context(self.device, self.amp_dtype)
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.to(self.device, non_blocking=True)
+        return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
+
+    def _forward_generator(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        if self.config.family == "mdsr":
+            return self.generator(lr, scale)
+        return self.generator(lr)
+
+    def _backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.step(optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+
+    def _pixel_term(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        if self.config.freq_sep:
+            kernel = self.config.lowpass_kernel
+            return losses.pixel_loss(self.config.pixel_loss, low_pass(sr.float(), kernel), low_pass(hr, kernel))
+        return losses.pixel_loss(self.config.pixel_loss, sr.float(), hr)
+
+    def psnr_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        lr, hr = self._to_device(batch["lr"]), self._to_device(batch["hr"])
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            sr = self._forward_generator(lr, int(batch["scale"]))
+        loss = self._pixel_term(sr, hr)
+        self._backward(loss, self.optimizer_g)
+        return {"loss": loss.item()}
+
+    def _d_input(self, image: torch.Tensor) -> torch.Tensor:
+        if self.config.family == "dsgan" or self.config.freq_sep:
+            return high_pass(image, self.config.lowpass_kernel, self.config.lowpass_gaussian)
+        return image
+
+    def _perceptual(self, fake: torch.Tensor, real: torch.Tensor, fake_features: list[torch.Tensor]) -> torch.Tensor:
+        if self.vgg is not None:
+            with self._autocast():
+                fake_vgg = self.vgg(fake)
+                with torch.no_grad():
+                    real_vgg = self.vgg(real)
+            if self.config.family == "srgan":  # SRGAN rescales VGG54 features by 1/12.75 and uses MSE
+                return torch.nn.functional.mse_loss(fake_vgg.float() / 12.75, real_vgg.float() / 12.75)
+            return torch.nn.functional.l1_loss(fake_vgg.float(), real_vgg.float())
+        assert self.collector is not None and self.discriminator is not None
+        with torch.no_grad(), self._autocast():
+            _, real_features = self.collector.run(self.discriminator, self._d_input(real))
+        return losses.feature_matching(fake_features, real_features)
+
+    def gan_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One generator update then one discriminator update (SRGAN, ESRGAN, DSGAN)."""
+        config = self.config
+        assert self.discriminator is not None and self.optimizer_d is not None
+        dsgan = config.family == "dsgan"
+        lr = self._to_device(batch["lr"])
+        real = self._to_device(batch["source"] if dsgan else batch["hr"])
+        content_target = lr if dsgan else real
+        for parameter in self.discriminator.parameters():
+            parameter.requires_grad_(False)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            fake = self._forward_generator(lr, int(batch["scale"]))
+            if self.collector is not None:
+                fake_logits, fake_features = self.collector.run(self.discriminator, self._d_input(fake))
+            else:
+                fake_logits, fake_features = self.discriminator(self._d_input(fake)), []
+            real_logits = self.discriminator(self._d_input(real)).detach() if config.gan_type == "ragan" else None
+        fake32 = fake.float()
+        logs: dict[str, float] = {}
+        total = torch.zeros((), device=self.device)
+        if dsgan:
+            color = torch.nn.functional.l1_loss(
+                low_pass(fake32, config.lowpass_kernel, config.lowpass_gaussian),
+                low_pass(content_target, config.lowpass_kernel, config.lowpass_gaussian))
+            total = total + config.color_weight * color
+            logs["color"] = color.item()
+        elif config.pixel_weight > 0:
+            pixel = self._pixel_term(fake32, real)
+            total = total + config.pixel_weight * pixel
+            logs["pixel"] = pixel.item()
+        if config.perceptual_weight > 0 and config.perceptual != "none":
+            perceptual = self._perceptual(fake32, content_target, fake_features)
+            total = total + config.perceptual_weight * perceptual
+            logs["perceptual"] = perceptual.item()
+        adversarial = losses.generator_gan_loss(config.gan_type, fake_logits, real_logits)
+        total = total + config.gan_weight * adversarial
+        logs["g_gan"] = adversarial.item()
+        self._backward(total, self.optimizer_g)
+        logs["loss"] = total.item()
+        for parameter in self.discriminator.parameters():
+            parameter.requires_grad_(True)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            real_logits = self.discriminator(self._d_input(real))
+            fake_logits = self.discriminator(self._d_input(fake.detach()))
+        d_loss = losses.discriminator_gan_loss(config.gan_type, real_logits, fake_logits)
+        self._backward(d_loss, self.optimizer_d)
+        logs["d_loss"] = d_loss.item()
+        return logs
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        decay = min(self.config.ema, (1 + self.iteration) / (10 + self.iteration))
+        source = _unwrap(self.generator)
+        ema_params = list(self.ema.parameters())
+        params = [p.detach() for p in source.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1 - decay)
+        for ema_buffer, buffer in zip(self.ema.buffers(), source.buffers()):
+            ema_buffer.copy_(buffer)
+
+    def eval_model(self) -> nn.Module:
+        return self.ema if self.ema is not None else _unwrap(self.generator)
+
+    # -- validation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from ..metrics import psnr, ssim
+
+        model = self.eval_model()
+        was_training = model.training
+        model.eval()
+        scale = self.config.scales[0] if self.config.family == "mdsr" else self.config.scale
+        psnrs, ssims = [], []
+        for lr, hr in self.validation:
+            lr_device = self._to_device(lr.unsqueeze(0))
+            sr = model(lr_device, scale) if isinstance(model, MDSR) else model(lr_device)
+            sr = sr.float().clamp(0, 1).cpu()[0]
+            psnrs.append(psnr(sr, hr, border=scale))
+            ssims.append(ssim(sr, hr, border=scale))
+        model.train(was_training)
+        return {"val_psnr": sum(psnrs) / len(psnrs), "val_ssim": sum(ssims) / len(ssims)}
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "format": "srcli-train-1",
+            "iteration": self.iteration,
+            "config": self.config.to_json(),
+            "generator": _unwrap(self.generator).state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "scheduler_g": self.scheduler_g.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "best_psnr": self.best_psnr if self.best_psnr is not None else float("nan"),
+        }
+        if self.ema is not None:
+            state["generator_ema"] = self.ema.state_dict()
+        if self.discriminator is not None:
+            state["discriminator"] = _unwrap(self.discriminator).state_dict()
+            state["optimizer_d"] = self.optimizer_d.state_dict()  # type: ignore[union-attr]
+            state["scheduler_d"] = self.scheduler_d.state_dict()  # type: ignore[union-attr]
+        if self.grad_scaler is not None:
+            state["grad_scaler"] = self.grad_scaler.state_dict()
+        return state
+
+    def save_checkpoint(self) -> Path | None:
+        if self.rank != 0:
+            return None
+        directory = self.run_dir / "checkpoints"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / CHECKPOINT_NAME
+        temporary = directory / f".{CHECKPOINT_NAME}.tmp"
+        torch.save(self.checkpoint_state(), temporary)
+        os.replace(temporary, path)
+        return path
+
+    def _load_checkpoint(self) -> None:
+        path = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        if not path.is_file():
+            raise TrainError(f"cannot resume: {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise TrainError(f"cannot resume from {path}: {str(error).splitlines()[0][:160]}") from None
+        _unwrap(self.generator).load_state_dict(state["generator"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.scheduler_g.load_state_dict(state["scheduler_g"])
+        if self.ema is not None and "generator_ema" in state:
+            self.ema.load_state_dict(state["generator_ema"])
+        if self.discriminator is not None:
+            _unwrap(self.discriminator).load_state_dict(state["discriminator"])
+            self.optimizer_d.load_state_dict(state["optimizer_d"])  # type: ignore[union-attr]
+            self.scheduler_d.load_state_dict(state["scheduler_d"])  # type: ignore[union-attr]
+        if self.grad_scaler is not None and "grad_scaler" in state:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.iteration = int(state["iteration"])
+        best = float(state.get("best_psnr", float("nan")))
+        self.best_psnr = None if math.isnan(best) else best
+
+    def save_best(self) -> None:
+        from ..checkpoint import save_model
+
+        save_model(self.eval_model(), self.run_dir / "best.safetensors",
+                   extra={"iteration": self.iteration, "val_psnr": self.best_psnr})
+
+    # -- loop -----------------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.rank != 0:
+            return
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        workers = self.config.workers
+        if workers is None:
+            workers = 4 if self.device.type == "cuda" else 1
+        indices = range(self.iteration, self.config.iters)
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_size=None, sampler=indices, num_workers=workers,
+            worker_init_fn=_worker_init if workers else None, prefetch_factor=2 if workers else None,
+            pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def _install_signal_handler(self) -> Callable[[], None]:
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self._stop_requested = True
+
+        try:
+            signal.signal(signal.SIGTERM, request_stop)
+        except ValueError:  # not in the main thread
+            return lambda: None
+        return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def run(self) -> TrainResult:
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            (self.run_dir / "config.json").write_text(config.to_json(), encoding="utf-8")
+        self.generator.train()
+        if self.discriminator is not None:
+            self.discriminator.train()
+        step = self.gan_step if self.gan else self.psnr_step
+        started = time.monotonic()
+        stopped_by = "finished"
+        restore_signal = self._install_signal_handler()
+        progress = _Progress(self.show_progress and self.rank == 0, config.iters, self.iteration)
+        window: dict[str, float] = {}
+        window_count = 0
+        window_start = time.monotonic()
+        try:
+            for batch in self._loader():
+                logs = step(batch)
+                self.scheduler_g.step()
+                if self.scheduler_d is not None:
+                    self.scheduler_d.step()
+                self.iteration += 1
+                self._update_ema()
+                for key, value in logs.items():
+                    window[key] = window.get(key, 0.0) + value
+                window_count += 1
+                progress.update(self.iteration, logs)
+                if self.iteration % config.log_every == 0 or self.iteration == config.iters:
+                    elapsed = time.monotonic() - window_start
+                    record = {"iteration": self.iteration, "lr": self.optimizer_g.param_groups[0]["lr"],
+                              "it_per_s": window_count / max(elapsed, 1e-9),
+                              **{k: v / window_count for k, v in window.items()}}
+                    self._log(record)
+                    window, window_count, window_start = {}, 0, time.monotonic()
+                if self.validation and (self.iteration % config.val_every == 0 or self.iteration == config.iters):
+                    metrics = self.validate()
+                    self._log({"iteration": self.iteration, **metrics})
+                    progress.note(f"val PSNR {metrics['val_psnr']:.3f} dB")
+                    if self.best_psnr is None or metrics["val_psnr"] > self.best_psnr:
+                        self.best_psnr = metrics["val_psnr"]
+                        self.save_best()
+                if self.iteration % config.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if config.time_budget is not None and time.monotonic() - started >= config.time_budget:
+                    stopped_by = "time-budget"
+                    break
+                if self._stop_requested:
+                    stopped_by = "interrupted"
+                    break
+        except KeyboardInterrupt:
+            stopped_by = "interrupted"
+        finally:
+            progress.close()
+            restore_signal()
+        self.save_checkpoint()
+        if self.world > 1:
+            dist.barrier()
+        return TrainResult(self.iteration, stopped_by, self.best_psnr, self.run_dir,
+                           time.monotonic() - started, self.history)
+
+
+def _worker_init(worker_id: int) -> None:
+    torch.set_num_threads(1)
+
+
+class _Progress:
+    """A rich progress bar with it/s, losses and validation PSNR (silent when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, start: int) -> None:
+        self.enabled = enabled
+        self.extra = ""
+        if not enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=total, completed=start, rate="", info="")
+        self.last = time.monotonic()
+        self.last_iteration = start
+
+    def update(self, iteration: int, logs: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.5:
+            return
+        rate = (iteration - self.last_iteration) / (now - self.last)
+        self.last, self.last_iteration = now, iteration
+        info = " ".join(f"{k} {v:.4g}" for k, v in logs.items())
+        self.bar.update(self.task, completed=iteration, rate=f"{rate:.2f} it/s", info=f"{info} {self.extra}")
+
+    def note(self, text: str) -> None:
+        self.extra = text
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise TrainError(f"{run_dir} is not a training run (no config.json)")
+    return config_from_json(path.read_text(encoding="utf-8"))
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
+          echo: Callable[[str], None] = print) -> TrainResult:
+    """Train (or resume) a run; returns when done, out of time budget, or interrupted."""
+    trainer = Trainer(config, progress=progress, echo=echo, resume=resume)
+    return trainer.run()

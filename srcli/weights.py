@@ -1,0 +1,130 @@
+"""Shipped weights: where they live, the manifest that describes them, and verified loading.
+
+The manifest (``weights/manifest.json``) lists every file with its architecture, scale(s),
+sha256, training recipe, measured PSNR/SSIM and license. Loading checks the sha256 so that a
+corrupted or swapped file is never used silently.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checkpoint import CheckpointError, load_model
+
+MANIFEST_NAME = "manifest.json"
+
+
+class WeightsError(ValueError):
+    """Missing, unknown or corrupted shipped weights; one line for the user."""
+
+
+def weights_dir() -> Path:
+    """``$SRCLI_WEIGHTS``, else the copy inside the installed package, else the checkout's ``weights/``."""
+    override = os.environ.get("SRCLI_WEIGHTS")
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "weights", package.parent / "weights"):
+        if (candidate / MANIFEST_NAME).is_file():
+            return candidate
+    return package.parent / "weights"
+
+
+@dataclass
+class WeightsEntry:
+    name: str
+    architecture: str
+    file: str
+    scales: list[int]
+    sha256: str
+    raw: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return weights_dir() / self.file
+
+
+def read_manifest(directory: Path | None = None) -> list[dict[str, Any]]:
+    path = (directory or weights_dir()) / MANIFEST_NAME
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise WeightsError(f"{path} is not valid JSON ({error})") from None
+    return list(data.get("models", []))
+
+
+def write_manifest(entries: list[dict[str, Any]], directory: Path | None = None) -> Path:
+    directory = directory or weights_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MANIFEST_NAME
+    entries = sorted(entries, key=lambda e: (e["name"], e.get("scales", [0])))
+    text = json.dumps({"models": entries}, indent=2, sort_keys=False) + "\n"
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as handle:
+        handle.write(text)
+        temporary = Path(handle.name)
+    os.replace(temporary, path)
+    return path
+
+
+def upsert_entry(entry: dict[str, Any], directory: Path | None = None) -> Path:
+    """Add or replace the entry with the same name and scales."""
+    entries = [e for e in read_manifest(directory)
+               if not (e["name"] == entry["name"] and e.get("scales") == entry.get("scales"))]
+    entries.append(entry)
+    return write_manifest(entries, directory)
+
+
+def entries() -> list[WeightsEntry]:
+    return [WeightsEntry(e["name"], e["architecture"], e["file"], list(e.get("scales", [])), e.get("sha256", ""), e)
+            for e in read_manifest()]
+
+
+def find_entry(name: str, scale: int | None = None) -> WeightsEntry:
+    """The shipped file for ``name`` at ``scale`` (or the only/largest scale when not given)."""
+    candidates = [e for e in entries() if e.name == name]
+    if not candidates:
+        shipped = sorted({e.name for e in entries()})
+        listing = ", ".join(shipped) if shipped else "none are installed"
+        raise WeightsError(f"no shipped weights named {name!r} (shipped: {listing}); use --weights PATH for your own")
+    if scale is None:
+        return max(candidates, key=lambda e: max(e.scales))
+    for entry in candidates:
+        if scale in entry.scales:
+            return entry
+    available = sorted({s for e in candidates for s in e.scales})
+    raise WeightsError(f"{name} is shipped for x{', x'.join(map(str, available))}, not x{scale}")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_entry(entry: WeightsEntry) -> nn.Module:
+    path = entry.path
+    if not path.is_file():
+        raise WeightsError(f"shipped weights {entry.file} are missing from {weights_dir()} (reinstall srcli or set SRCLI_WEIGHTS)")
+    actual = sha256_of(path)
+    if entry.sha256 and actual != entry.sha256:
+        raise WeightsError(f"{path} is corrupted: sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
+    try:
+        return load_model(path)
+    except CheckpointError as error:
+        raise WeightsError(str(error)) from None
+
+
+def load_shipped(name: str, scale: int | None = None) -> tuple[nn.Module, WeightsEntry]:
+    entry = find_entry(name, scale)
+    return load_entry(entry), entry

@@ -1,0 +1,209 @@
+"""Training loop: every family learns, resume is bit-exact, GAN steps update both nets, export round-trips."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from srcli.checkpoint import load_model
+from srcli.train.config import ConfigError, parse_duration, resolve_config
+from srcli.train.export import export_run
+from srcli.train.trainer import TrainError, Trainer, train
+from srcli.weights import read_manifest
+
+
+def tiny_config(family: str, folder: Path, out: Path, **extra: Any):
+    values: dict[str, Any] = dict(data=[str(folder)], out=str(out), iters=8, batch=4, patch=8, blocks=1,
+                                  features=8, workers=0, amp="off", log_every=1, checkpoint_every=4,
+                                  val_every=1000, seed=3)
+    if family == "esrgan":
+        values["growth"] = 4
+    if family in ("srgan", "esrgan") and extra.get("stage", "psnr" if family == "esrgan" else "gan") == "gan":
+        values["perceptual"] = "dfeat"
+        values["patch"] = 16  # the ESRGAN discriminator needs >= 32 px
+    if family == "dsgan":
+        values["source"] = [str(folder)]
+        values["perceptual"] = "dfeat"
+        values["patch"] = 12
+    if family == "esrgan" or family == "srgan" or family == "srresnet":
+        values["scale"] = 2
+    values.update(extra)
+    return resolve_config(family, overrides=values)
+
+
+def losses_of(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "log.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line)]
+
+
+@pytest.mark.parametrize("family", ["edsr", "mdsr", "srresnet", "esrgan"])
+def test_psnr_stage_loss_falls(family: str, image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config(family, image_folder, tmp_path / "run", iters=40, lr=2e-3, milestones=[1000])
+    train(config, progress=False, echo=lambda text: None)
+    losses = losses_of(tmp_path / "run")
+    assert len(losses) == 40
+    assert sum(losses[-8:]) / 8 < 0.8 * sum(losses[:8]) / 8
+
+
+def parameters_copy(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+@pytest.mark.parametrize("family,stage", [("srgan", "gan"), ("esrgan", "gan"), ("dsgan", "gan")])
+def test_gan_step_updates_both_networks(family: str, stage: str, image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config(family, image_folder, tmp_path / "run", stage=stage, iters=1)
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    generator_before = parameters_copy(trainer.generator)
+    discriminator_before = parameters_copy(trainer.discriminator)
+    trainer.run()
+    changed_g = [not torch.equal(a, b) for a, b in zip(generator_before, trainer.generator.parameters())]
+    changed_d = [not torch.equal(a, b) for a, b in zip(discriminator_before, trainer.discriminator.parameters())]
+    assert all(changed_g) and all(changed_d)
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert {"g_gan", "d_loss"} <= set(record)
+    assert ("color" in record) == (family == "dsgan")
+
+
+def test_dsgan_loss_falls(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("dsgan", image_folder, tmp_path / "run", iters=30, lr=2e-3)
+    train(config, progress=False, echo=lambda text: None)
+    colour = [json.loads(line)["color"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(colour[-5:]) / 5 < 0.7 * sum(colour[:5]) / 5
+
+
+@pytest.mark.parametrize("family,extra", [("edsr", {}), ("esrgan", {"stage": "gan"})])
+def test_resume_is_bit_exact(family: str, extra: dict, image_folder: Path, tmp_path: Path) -> None:
+    straight = tiny_config(family, image_folder, tmp_path / "straight", iters=8, **extra)
+    train(straight, progress=False, echo=lambda text: None)
+    first = tiny_config(family, image_folder, tmp_path / "split", iters=4, **extra)
+    train(first, progress=False, echo=lambda text: None)
+    second = tiny_config(family, image_folder, tmp_path / "split", iters=8, **extra)
+    train(second, resume=True, progress=False, echo=lambda text: None)
+    assert losses_of(tmp_path / "straight") == losses_of(tmp_path / "split")
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 8
+    for key in a["generator"]:
+        assert torch.equal(a["generator"][key], b["generator"][key]), key
+
+
+def test_perceptual_vgg_needs_weights(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    config = tiny_config("esrgan", image_folder, tmp_path / "run", stage="gan", perceptual="vgg")
+    with pytest.raises(TrainError) as raised:
+        Trainer(config, progress=False, echo=lambda text: None)
+    message = str(raised.value)
+    assert "--vgg-weights" in message and "dfeat" in message and "\n" not in message
+
+
+def test_perceptual_vgg_from_file_and_torch_home(image_folder: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from srcli.nets.vgg import VGG19Features
+
+    state = VGG19Features("conv5_4").state_dict()
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # torchvision files carry more keys; they are ignored
+    cache = tmp_path / "torch_home" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(state, cache / "vgg19-dcbb9e9d.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    config = tiny_config("esrgan", image_folder, tmp_path / "run", stage="gan", perceptual="vgg", iters=1,
+                         perceptual_layer="conv2_2")
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    assert trainer.vgg is not None
+    trainer.run()
+    assert "perceptual" in json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+
+
+def test_perceptual_none_has_no_term(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("srgan", image_folder, tmp_path / "run", perceptual="none", iters=1)
+    train(config, progress=False, echo=lambda text: None)
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert "perceptual" not in record and "g_gan" in record
+
+
+def test_export_round_trip_and_manifest(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("edsr", image_folder, tmp_path / "run", iters=4)
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    trainer.run()
+    output = tmp_path / "weights" / "edsr_x2.safetensors"
+    entry = export_run(tmp_path / "run", output)
+    model = load_model(output)
+    x = torch.rand(1, 3, 10, 10)
+    with torch.no_grad():
+        assert torch.allclose(model(x), trainer.ema.eval()(x), atol=1e-6)
+    manifest = read_manifest(tmp_path / "weights")
+    assert manifest[0]["name"] == "edsr" and manifest[0]["sha256"] == entry["sha256"]
+    assert manifest[0]["recipe"]["iterations"] == 4 and manifest[0]["scales"] == [2]
+
+
+def test_init_from_x2_skips_tail(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("edsr", image_folder, tmp_path / "x2", iters=2)
+    train(config, progress=False, echo=lambda text: None)
+    export_run(tmp_path / "x2", tmp_path / "x2.safetensors", manifest=False)
+    config = tiny_config("edsr", image_folder, tmp_path / "x4", iters=1, scale=4, init=str(tmp_path / "x2.safetensors"))
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    source = load_model(tmp_path / "x2.safetensors").state_dict()
+    own = trainer.generator.state_dict()
+    assert torch.equal(own["head.0.weight"], source["head.0.weight"])
+    assert own["tail.0.0.weight"].shape != source["tail.0.0.weight"].shape or not torch.equal(
+        own["tail.0.0.weight"], source["tail.0.0.weight"])
+
+
+def test_time_budget_stops_with_checkpoint(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("edsr", image_folder, tmp_path / "run", iters=10_000, time_budget=0.5)
+    result = train(config, progress=False, echo=lambda text: None)
+    assert result.stopped_by == "time-budget" and 0 < result.iteration < 10_000
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["iteration"] == result.iteration
+
+
+def test_validation_keeps_best(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("edsr", image_folder, tmp_path / "run", iters=4, val=str(image_folder), val_every=2)
+    result = train(config, progress=False, echo=lambda text: None)
+    assert result.best_psnr is not None and (tmp_path / "run" / "best.safetensors").is_file()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum("val_psnr" in r for r in records) == 2
+
+
+def test_config_errors_and_durations() -> None:
+    assert parse_duration("1h30m") == 5400 and parse_duration("45s") == 45 and parse_duration("90") == 90
+    with pytest.raises(ConfigError):
+        parse_duration("soon")
+    with pytest.raises(ConfigError):
+        resolve_config("edsr", overrides={"no_such_option": 1})
+    with pytest.raises(ConfigError):
+        resolve_config("srgan", overrides={"stage": "psnr"})
+    config = resolve_config("esrgan", overrides={"stage": "gan"})
+    assert config.gan_type == "ragan" and config.pixel_weight == 1e-2 and config.gan_weight == 5e-3
+    assert config.perceptual_layer == "conv5_4"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, folder: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    config = tiny_config("edsr", Path(folder), Path(out), iters=3, batch=4, device="cpu")
+    train(config, progress=False, echo=lambda text: None)
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_ddp_two_gloo_processes(image_folder: Path, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(image_folder), str(tmp_path / "run")), nprocs=2, join=True)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["iteration"] == 3
+    assert len(losses_of(tmp_path / "run")) == 3  # only rank 0 writes the log
