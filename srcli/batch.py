@@ -99,8 +99,8 @@ def output_name(job: Job, model_name: str, scale_label: str, extension: str, suf
     return job.relative.parent / f"{name}{extension}"
 
 
-def scale_label(scale: int, outscale: float | None) -> str:
-    return f"{outscale:g}" if outscale is not None else str(scale)
+def scale_label(scale: float, outscale: float | None) -> str:
+    return f"{outscale:g}" if outscale is not None else f"{scale:g}"
 
 
 def resize_lanczos(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -108,14 +108,14 @@ def resize_lanczos(image: torch.Tensor, width: int, height: int) -> torch.Tensor
     channels = []
     for channel in image:
         picture = Image.fromarray(channel.numpy().astype(np.float32), mode="F")
-        channels.append(torch.from_numpy(np.asarray(picture.resize((width, height), Image.LANCZOS))))
+        channels.append(torch.from_numpy(np.array(picture.resize((width, height), Image.LANCZOS))))
     return torch.stack(channels).clamp(0, 1)
 
 
 UpscaleFunction = Callable[[torch.Tensor], torch.Tensor]
 
 
-def upscale_loaded(image: LoadedImage, upscale: UpscaleFunction, scale: int, options: OutputOptions
+def upscale_loaded(image: LoadedImage, upscale: UpscaleFunction, scale: float, options: OutputOptions
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Colour through the network; alpha through the network or bicubic; optional --outscale."""
     rgb = image.rgb
@@ -127,7 +127,7 @@ def upscale_loaded(image: LoadedImage, upscale: UpscaleFunction, scale: int, opt
         if options.alpha_mode == "model":
             alpha = upscale(image.alpha).clamp(0, 1)
         else:
-            alpha = imresize(image.alpha, float(scale)).clamp(0, 1)
+            alpha = imresize(image.alpha, size=tuple(result.shape[-2:])).clamp(0, 1)
     if options.outscale is not None:
         height, width = image.rgb.shape[-2:]
         target_w, target_h = max(1, round(width * options.outscale)), max(1, round(height * options.outscale))
@@ -137,7 +137,7 @@ def upscale_loaded(image: LoadedImage, upscale: UpscaleFunction, scale: int, opt
     return result, alpha
 
 
-def process_job(job: Job, target: Path, upscale: UpscaleFunction, scale: int, options: OutputOptions,
+def process_job(job: Job, target: Path, upscale: UpscaleFunction, scale: float, options: OutputOptions,
                 extension_format: str) -> Record:
     started = time.monotonic()
     image = read_image(job.source, options.max_pixels)
@@ -152,7 +152,7 @@ def process_job(job: Job, target: Path, upscale: UpscaleFunction, scale: int, op
                   megapixels=width * height / 1e6, width=int(rgb.shape[-1]), height=int(rgb.shape[-2]))
 
 
-def plan_target(job: Job, model_name: str, scale: int, options: OutputOptions, job_count: int
+def plan_target(job: Job, model_name: str, scale: float, options: OutputOptions, job_count: int
                 ) -> tuple[Path, str]:
     """Output path and format for one job; raises ImageReadError for format problems found early."""
     has_alpha = _has_alpha_cheap(job.source)
@@ -184,7 +184,7 @@ def _has_alpha_cheap(path: Path) -> bool:
         return False
 
 
-def run_jobs(jobs: list[Job], upscale: UpscaleFunction, model_name: str, scale: int, options: OutputOptions,
+def run_jobs(jobs: list[Job], upscale: UpscaleFunction, model_name: str, scale: float, options: OutputOptions,
              on_done: Callable[[Record], None] = lambda record: None, job_count: int | None = None) -> list[Record]:
     """Process jobs one by one; failures become records and the batch goes on."""
     records = []

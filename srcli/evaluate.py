@@ -265,7 +265,6 @@ def write_report(path: str | os.PathLike[str], text: str) -> Path:
     from .imageio import _atomic_write
 
     target = Path(path)
-    if target.parent and not target.parent.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(target, lambda handle: handle.write(text.encode("utf-8")), overwrite=True)
     return target

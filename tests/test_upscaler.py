@@ -204,6 +204,18 @@ def test_calibrated_pad_matches_untiled_within_tolerance(name):
     assert (tiled - whole).abs().max() <= 0.5 / 255
 
 
+def test_half_precision_calibration_allows_only_rounding_flips():
+    """bf16 rounds EDSR's output to ~1/255 steps: tiles may differ by one step, no more."""
+    torch.manual_seed(0)
+    model = registry.build("edsr", scale=2, num_blocks=4, num_features=16).eval()
+    pad_fp32, pad_bf16 = calibrated_pad(model), calibrated_pad(model, dtype=torch.bfloat16)
+    assert pad_fp32 <= pad_bf16 < theoretical_radius(model)
+    image = sample_image(40, 44, seed=7)
+    whole = upscale(model, image, tile=None, precision="bf16")
+    tiled = upscale(model, image, tile=9, tile_pad="auto", precision="bf16")
+    assert (tiled - whole).abs().max() <= 1.01 / 255
+
+
 def test_each_tile_sees_at_most_tile_plus_pad():
     model = tiny("edsr")
     largest = []

@@ -14,9 +14,9 @@ def main() -> None:
 
 def _register() -> None:
     from . import eval as eval_command
-    from . import models, train, upscale
+    from . import degrade, models, train, upscale
 
-    for module in (models, upscale, eval_command, train):
+    for module in (models, upscale, eval_command, train, degrade):
         for command in module.COMMANDS:
             main.add_command(command)
 

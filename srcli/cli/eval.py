@@ -77,7 +77,12 @@ def notes(results: Sequence[Result]) -> list[str]:
     """Conventions and where each dataset came from, printed under the table."""
     borders = sorted({result.border for result in results})
     border = "border = scale" if all(r.border == r.scale for r in results) else f"border = {borders}"
-    places = dict.fromkeys(f"{r.dataset} x{r.scale}: {r.path} [{r.layout}]" for r in results)
+    scales: dict[tuple[str, str, str], list[str]] = {}
+    for r in results:
+        tags = scales.setdefault((r.dataset, r.path, r.layout), [])
+        if f"x{r.scale}" not in tags:
+            tags.append(f"x{r.scale}")
+    places = [f"{name} ({', '.join(tags)}): {path} [{layout}]" for (name, path, layout), tags in scales.items()]
     return [f"SR quantised to 8 bits, {border}", *places]
 
 
@@ -143,7 +148,7 @@ def _run_with_progress(quiet: bool, **kwargs: Any) -> list[Result]:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write all results as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write per-image rows and means as CSV.")
 @click.option("--save-images", type=click.Path(file_okay=False), help="Write SR results as PNG under DIR.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no 'wrote ...' messages.")
 @handle_errors
 def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tuple[str, ...],
                  scales: tuple[int, ...], data_root: str | None, border: int | None, rgb: bool, ensemble: bool,

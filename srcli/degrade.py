@@ -1,0 +1,106 @@
+"""Making LR images: MATLAB bicubic, a learned DSGAN degradation, or a classical blur/noise/JPEG chain.
+
+A DSGAN generator is applied to the bicubic-downscaled image; it adds the texture (sensor
+noise, compression) of the real photos it was trained on, so SR networks trained on these
+pairs learn to undo that degradation.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from .checkpoint import CheckpointError, load_model
+from .imresize import imresize, quantize
+from .nets.dsgan import DSGANGenerator
+
+
+class DegradeError(ValueError):
+    pass
+
+
+def load_dsgan(weights: str) -> DSGANGenerator:
+    model = load_model(weights)
+    if not isinstance(model, DSGANGenerator):
+        raise CheckpointError(f"{weights} is a {getattr(model, 'architecture', 'network')} network, not a DSGAN generator")
+    return model.eval()
+
+
+class DSGANDegrader:
+    """Callable (HR batch, scale) -> LR batch for the trainer: bicubic, then G, then 8-bit."""
+
+    def __init__(self, weights: str | nn.Module, device: str | torch.device = "cpu") -> None:
+        self.model = load_dsgan(weights) if isinstance(weights, str) else weights.eval()
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    def __call__(self, hr: torch.Tensor, scale: int) -> torch.Tensor:
+        with torch.inference_mode():
+            lr = imresize(hr, 1.0 / scale).clamp(0, 1)
+            return quantize(self.model(lr.to(self.device)).float().cpu())
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Isotropic Gaussian blur (kernel radius 3 sigma, reflect padding) on (C, H, W) or (N, C, H, W)."""
+    if sigma <= 0:
+        return image
+    radius = max(1, int(np.ceil(3 * sigma)))
+    coords = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    kernel = torch.exp(-(coords**2) / (2 * sigma * sigma))
+    kernel = kernel / kernel.sum()
+    batch = image.unsqueeze(0) if image.dim() == 3 else image
+    channels = batch.shape[1]
+    padded = F.pad(batch, (radius, radius, radius, radius), mode="reflect")
+    horizontal = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(), groups=channels)
+    blurred = F.conv2d(horizontal, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(), groups=channels)
+    return blurred[0] if image.dim() == 3 else blurred
+
+
+def jpeg_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encode and decode as JPEG at ``quality`` (colour (3, H, W) or grey (1, H, W))."""
+    array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=int(quality))
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())))
+    if decoded.ndim == 2:
+        decoded = decoded[..., None]
+    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).float() / 255
+
+
+@dataclass
+class ClassicalDegradation:
+    """blur (on HR) -> bicubic downscale -> Gaussian noise (sigma in 8-bit levels) -> JPEG."""
+
+    blur: float = 0.0
+    noise: float = 0.0
+    jpeg: int | None = None
+    seed: int = 0
+
+    def __call__(self, hr: torch.Tensor, scale: int) -> torch.Tensor:
+        lr = imresize(gaussian_blur(hr, self.blur), 1.0 / scale).clamp(0, 1)
+        if self.noise > 0:
+            generator = torch.Generator().manual_seed(self.seed)
+            lr = (lr + torch.randn(lr.shape, generator=generator) * self.noise / 255).clamp(0, 1)
+        lr = quantize(lr)
+        if self.jpeg is not None:
+            lr = jpeg_round_trip(lr, self.jpeg)
+        return lr
+
+
+def bicubic_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    return quantize(imresize(hr, 1.0 / scale))
+
+
+def crop_for_scale(image: torch.Tensor, scale: int) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    if height < scale or width < scale:
+        raise DegradeError(f"image of {width}x{height} is smaller than the scale x{scale}")
+    return image[..., : height - height % scale, : width - width % scale]
