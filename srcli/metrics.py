@@ -31,11 +31,13 @@ def _prepare(sr: torch.Tensor, hr: torch.Tensor, border: int, y_channel: bool) -
     if sr.dim() == 3:
         sr, hr = sr.unsqueeze(0), hr.unsqueeze(0)
     channels = sr.shape[-3]
-    sr = torch.round(sr.clamp(0, 1) * 255) / 255
-    hr = torch.round(hr.clamp(0, 1) * 255) / 255
+    sr = torch.round(sr.double().clamp(0, 1) * 255) / 255
+    hr = torch.round(hr.double().clamp(0, 1) * 255) / 255
     if y_channel and channels == 3:
         sr_values, hr_values = rgb_to_y(sr), rgb_to_y(hr)
-    elif y_channel and channels != 1:
+    elif y_channel and channels == 1:  # grey = R = G = B, so Y = 16 + 219 v
+        sr_values, hr_values = torch.round(16 + 219 * sr), torch.round(16 + 219 * hr)
+    elif y_channel:
         raise MetricError(f"Y-channel metrics need RGB or greyscale images, got {channels} channels")
     else:
         sr_values, hr_values = sr.to(torch.float64) * 255, hr.to(torch.float64) * 255
@@ -54,20 +56,26 @@ def psnr(sr: torch.Tensor, hr: torch.Tensor, border: int = 0, y_channel: bool = 
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def gaussian_kernel_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     kernel_1d = torch.exp(-(coords**2) / (2 * sigma**2))
-    kernel_1d = kernel_1d / kernel_1d.sum()
+    return kernel_1d / kernel_1d.sum()
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    kernel_1d = gaussian_kernel_1d(size, sigma)
     return kernel_1d[:, None] * kernel_1d[None, :]
 
 
 def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     channels = x.shape[1]
-    window = gaussian_window().to(x.device).expand(channels, 1, 11, 11).contiguous()
+    kernel = gaussian_kernel_1d().to(x.device)
+    rows = kernel.view(1, 1, 11, 1).expand(channels, 1, 11, 1).contiguous()
+    cols = kernel.view(1, 1, 1, 11).expand(channels, 1, 1, 11).contiguous()
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, groups=channels)
+    def blur(t: torch.Tensor) -> torch.Tensor:  # separable 'valid' Gaussian: same result, ~5x faster
+        return F.conv2d(F.conv2d(t, rows, groups=channels), cols, groups=channels)
 
     mu_x, mu_y = blur(x), blur(y)
     sigma_x = blur(x * x) - mu_x**2

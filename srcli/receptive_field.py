@@ -246,17 +246,16 @@ class _PadProbe:
                  core: int, target: float) -> None:
         self.model, self.images, self.device, self.dtype = model, images, device, dtype
         self.core, self.target = core, target
-        dither = torch.rand(images.shape, generator=torch.Generator().manual_seed(1)) - 0.5
-        self.dithered = images + dither * (0.5 / 255)
         self.outputs: dict[tuple[int, torch.dtype, bool], torch.Tensor] = {}
 
     def output(self, pad: int, dtype: torch.dtype, dithered: bool = False) -> torch.Tensor:
         key = (pad, dtype, dithered)
         if key not in self.outputs:
-            images = self.dithered if dithered else self.images
-            side = images.shape[-1]
-            start = (side - self.core) // 2 - pad
-            region = images[..., start:start + self.core + 2 * pad, start:start + self.core + 2 * pad]
+            start = (self.images.shape[-1] - self.core) // 2 - pad
+            region = self.images[..., start:start + self.core + 2 * pad, start:start + self.core + 2 * pad]
+            if dithered:
+                dither = torch.rand(region.shape, generator=torch.Generator().manual_seed(1)) - 0.5
+                region = region + dither * (0.5 / 255)
             result = run_model(self.model, region, self.device, dtype)
             scale = result.shape[-1] // region.shape[-1]
             # unclamped: calibration content that saturates must not hide a mismatch

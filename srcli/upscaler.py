@@ -24,7 +24,7 @@ Decisions:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -262,7 +262,11 @@ class Upscaler:
         else:
             tiles = plan_tiles(height, width, tile_size, self.pad(), self.multiple)
         for done, tile in enumerate(tiles, start=1):
-            result = self._run_region(read_region(image, tile))
+            region = read_region(image, tile)
+            result = self._run_region(region)
+            if result.shape[-2:] != (region.shape[-2] * scale, region.shape[-1] * scale):
+                raise ValueError(f"the network turned {tuple(region.shape[-2:])} into {tuple(result.shape[-2:])}, "
+                                 f"not x{scale}: wrong scale for this model")
             row, column = (tile.top - tile.region_top) * scale, (tile.left - tile.region_left) * scale
             result = result[0, :, row:row + tile.height * scale, column:column + tile.width * scale]
             if channels == 1:

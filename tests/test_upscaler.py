@@ -404,3 +404,8 @@ def test_search_pad_finds_the_smallest_passing_pad():
     assert needed <= found <= needed + max(1, needed // 16 + 1)
     assert receptive_field.search_pad(probe, cap=20, target=0.1) == 20
     assert receptive_field.search_pad(probe, cap=300, target=0.1, multiple=4) % 4 == 0
+
+
+def test_a_wrong_scale_is_reported_not_mangled():
+    with pytest.raises(ValueError, match="wrong scale"):
+        Upscaler(tiny("edsr"), scale=3, device="cpu", precision="fp32").upscale(sample_image())
