@@ -1,6 +1,7 @@
 """Device and precision selection shared by inference and training."""
 from __future__ import annotations
 
+import types
 from contextlib import nullcontext
 from functools import lru_cache
 from typing import Any, ContextManager
@@ -59,3 +60,25 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None) -> Context
     if dtype is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def keep_output_layer_fp32(model: torch.nn.Module) -> torch.nn.Module | None:
+    """Run the network's last conv in fp32 even under autocast.
+
+    SR outputs are images: a bf16 output (8-bit mantissa) is rounded in steps of up to ~0.5/255
+    for EDSR's [0, 255]-range tail, which alone costs measurable PSNR. The last conv is a few
+    percent of the FLOPs, so keeping it fp32 is nearly free. Returns the patched layer.
+    """
+    convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
+    if not convs or getattr(convs[-1], "_srcli_fp32", False):
+        return None
+    layer = convs[-1]
+    # A bound method (not a closure) so that deepcopy (EMA copies, interpolation) rebinds it.
+    layer.forward = types.MethodType(_fp32_conv_forward, layer)  # type: ignore[method-assign]
+    layer._srcli_fp32 = True  # type: ignore[attr-defined]
+    return layer
+
+
+def _fp32_conv_forward(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return torch.nn.Conv2d.forward(self, x.to(self.weight.dtype))

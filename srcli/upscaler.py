@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import DeviceError, cpu_has_native_bf16, pick_device
+from .device import keep_output_layer_fp32, DeviceError, cpu_has_native_bf16, pick_device
 from .interpolate import interpolate_models
 from .nets.dsgan import DSGANGenerator
 from .receptive_field import (
@@ -204,6 +204,8 @@ class Upscaler:
             model = model.to(memory_format=torch.channels_last)  # faster convs on both
         for parameter in model.parameters():
             parameter.requires_grad_(False)
+        if self.dtype != torch.float32:
+            keep_output_layer_fp32(model)
         return model
 
     @property

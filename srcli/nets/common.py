@@ -54,6 +54,11 @@ class MeanShift(nn.Conv2d):
         for parameter in self.parameters():
             parameter.requires_grad = False
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Always fp32: under bf16 autocast a [0, 255]-range image would be rounded in steps of 1.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.to(self.weight.dtype))
+
 
 def pixel_shuffle_steps(scale: int) -> list[int]:
     """Factors of the pixel-shuffle stages used by EDSR/SRResNet-style tails."""

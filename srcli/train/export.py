@@ -23,7 +23,10 @@ def training_seconds(run_dir: Path) -> float:
     seconds, previous = 0.0, 0
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        if "it_per_s" in record and record["it_per_s"] > 0:
+        if "seconds" in record:
+            seconds += record["seconds"]
+            previous = int(record["iteration"])
+        elif "it_per_s" in record and record["it_per_s"] > 0:
             iteration = int(record["iteration"])
             steps = iteration - previous if iteration > previous else iteration
             seconds += steps / record["it_per_s"]

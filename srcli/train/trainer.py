@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import registry
 from ..checkpoint import load_model, read_state_dict
-from ..device import autocast_context, pick_device, resolve_amp
+from ..device import autocast_context, keep_output_layer_fp32, pick_device, resolve_amp
 from ..nets.dsgan import high_pass, low_pass
 from ..nets.mdsr import MDSR
 from . import data as datamod
@@ -134,6 +134,8 @@ class Trainer:
     def _build(self) -> None:
         config = self.config
         generator = build_generator(config).to(self.device)
+        if self.amp_dtype is not None:
+            keep_output_layer_fp32(generator)
         self.channels_last = self.device.type in ("cpu", "cuda")
         if self.channels_last:
             generator = generator.to(memory_format=torch.channels_last)
@@ -492,7 +494,7 @@ class Trainer:
                 if self.iteration % config.log_every == 0 or self.iteration == config.iters:
                     elapsed = time.monotonic() - window_start
                     record = {"iteration": self.iteration, "lr": self.optimizer_g.param_groups[0]["lr"],
-                              "it_per_s": window_count / max(elapsed, 1e-9),
+                              "it_per_s": window_count / max(elapsed, 1e-9), "seconds": elapsed,
                               **{k: v / window_count for k, v in window.items()}}
                     self._log(record)
                     window, window_count, window_start = {}, 0, time.monotonic()
