@@ -15,7 +15,9 @@ def architecture_rows() -> list[dict[str, Any]]:
         model = registry.build(name, **default_scale)
         rows.append({"name": name, "description": architecture.description,
                      "scales": "/".join(f"x{s}" for s in architecture.scales),
-                     "parameters": count_parameters(model), "layouts": "; ".join(architecture.layouts)})
+                     "parameters": count_parameters(model),
+                     "layouts": ", ".join(layout.split(" (")[0] for layout in architecture.layouts),
+                     "layout_details": list(architecture.layouts)})
     return rows
 
 

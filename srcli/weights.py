@@ -26,12 +26,13 @@ class WeightsError(ValueError):
 
 
 def weights_dir() -> Path:
-    """``$SRCLI_WEIGHTS``, else the copy inside the installed package, else the checkout's ``weights/``."""
+    """``$SRCLI_WEIGHTS``, else the copy inside the installed package (``srcli/shipped_weights``,
+    mapped from ``weights/`` at build time), else the checkout's ``weights/``."""
     override = os.environ.get("SRCLI_WEIGHTS")
     if override:
         return Path(override)
     package = Path(__file__).resolve().parent
-    for candidate in (package / "weights", package.parent / "weights"):
+    for candidate in (package / "shipped_weights", package.parent / "weights"):
         if (candidate / MANIFEST_NAME).is_file():
             return candidate
     return package.parent / "weights"

@@ -255,3 +255,15 @@ def test_train_toml_config(image_folder: Path, tmp_path: Path) -> None:
     assert run("train", "edsr", "--config", str(config), "--out", str(run_dir), "--iters", "3", "--quiet").exit_code == 0
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["iters"] == 3 and saved["lr"] == 0.0005 and saved["batch"] == 2
+
+
+def test_compare_draws_panels(shipped: Path, tmp_path: Path) -> None:
+    hr = tmp_path / "hr.png"
+    Image.fromarray(synthetic_image(7, 64, 64)).save(hr)
+    target = tmp_path / "cmp.png"
+    result = run("compare", str(hr), "-m", "edsr", "-x", "4", "--crop-size", "32", "-o", str(target))
+    assert result.exit_code == 0 and "bicubic" in result.output and "edsr" in result.output
+    sheet = Image.open(target)
+    assert sheet.width == 3 * 64 + 2 * 4  # HR, bicubic, edsr crops of 32 px zoomed 2x, 4 px gaps
+    result = CliRunner().invoke(main, ["compare", str(hr), "--crop", "60,60,20,20", "-o", str(tmp_path / "c2.png")])
+    assert result.exit_code == 2 and "outside" in result.output

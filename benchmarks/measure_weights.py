@@ -1,0 +1,74 @@
+"""Measure shipped weights and write the figures into weights/manifest.json.
+
+For each manifest entry (or ``--only NAME``): Set5/Set14 PSNR/SSIM (Y, border = scale, fp32)
+with the bicubic row beside it, and CPU milliseconds per output megapixel (default precision).
+
+    python benchmarks/measure_weights.py --data-root ../shared/data/benchmarks [--only edsr]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from srcli.evaluate import InferenceOptions, ModelSpec, evaluate  # noqa: E402
+from srcli.upscaler import Upscaler  # noqa: E402
+from srcli.weights import find_entry, read_manifest, upsert_entry, weights_dir  # noqa: E402
+from srcli.resolve import resolve_model  # noqa: E402
+
+
+def ms_per_megapixel(name: str, scale: int, size: int = 256, repeats: int = 2) -> float:
+    """Wall-clock ms per *output* megapixel on the CPU in the default precision (tiles as needed)."""
+    resolved = resolve_model(name, scale)
+    upscaler = Upscaler(resolved.network, scale=resolved.scale, device="cpu")
+    image = torch.rand(3, size, size)
+    upscaler.upscale(image)  # warm-up (and pad calibration, if tiling)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        upscaler.upscale(image)
+    seconds = (time.perf_counter() - started) / repeats
+    return 1000 * seconds / ((size * scale) ** 2 / 1e6)
+
+
+def measure(entry: dict, data_root: str, datasets: list[str]) -> dict:
+    metrics: dict = {}
+    for scale in entry["scales"]:
+        if entry["architecture"] == "dsgan":
+            continue
+        results = evaluate(datasets, [ModelSpec("bicubic"), ModelSpec(entry["name"])], [scale], data_root=data_root,
+                           options=InferenceOptions(precision="fp32"))
+        for result in results:
+            cell = metrics.setdefault(result.dataset, {}).setdefault(str(scale), {})
+            prefix = "bicubic_" if result.model == "bicubic" else ""
+            cell[prefix + "psnr"] = round(result.psnr, 3)
+            cell[prefix + "ssim"] = round(result.ssim, 4)
+        metrics.setdefault("cpu_ms_per_output_mp", {})[str(scale)] = round(ms_per_megapixel(entry["name"], scale), 1)
+    metrics["measured_with"] = ("python benchmarks/measure_weights.py --data-root ../shared/data/benchmarks "
+                                "(Y channel, border = scale, fp32; timing on this machine's CPU, default precision)")
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared/data/benchmarks"))
+    parser.add_argument("--datasets", default="Set5,Set14")
+    parser.add_argument("--only", action="append", help="entry name(s) to measure")
+    args = parser.parse_args()
+    datasets = args.datasets.split(",")
+    for entry in read_manifest():
+        if args.only and entry["name"] not in args.only:
+            continue
+        find_entry(entry["name"], entry["scales"][0])  # fails early on a broken manifest
+        entry["metrics"] = measure(entry, args.data_root, datasets)
+        upsert_entry(entry, weights_dir())
+        print(entry["name"], entry["scales"], entry["metrics"])
+
+
+if __name__ == "__main__":
+    main()
