@@ -65,3 +65,16 @@ def console(stderr: bool = True, quiet: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, quiet=quiet)
+
+
+def collect_jobs(inputs: tuple[str, ...], recursive: bool, overwrite: bool, skip_existing: bool) -> list[Any]:
+    """Expand INPUT arguments into jobs; contradictions and empty inputs are usage errors (exit 2)."""
+    from ..batch import InputError, expand_inputs
+
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing contradict each other")
+    try:
+        return expand_inputs(list(inputs), recursive)
+    except InputError as error:
+        fail(str(error), EXIT_USAGE)
+        raise  # unreachable: fail() exits

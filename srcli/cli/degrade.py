@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors
+from .common import EXIT_FAILED, EXIT_OK, collect_jobs, handle_errors
 
 
 @click.command("degrade")
@@ -31,17 +31,12 @@ def degrade_command(inputs: tuple[str, ...], output: str, model: str, scale: int
                     noise: float, jpeg: int | None, seed: int, suffix: str, ext: str, recursive: bool,
                     overwrite: bool, skip_existing: bool, device: str, quiet: bool, as_json: bool) -> None:
     """Downscale HR images into LR images with a real-world-like (DSGAN) or synthetic degradation."""
-    from ..batch import InputError, OutputOptions, expand_inputs
+    from ..batch import OutputOptions
     from ..degrade_job import run_degrade
 
     if model != "classical" and (blur or noise or jpeg):
         raise click.UsageError("--blur/--noise/--jpeg belong to --model classical")
-    if overwrite and skip_existing:
-        raise click.UsageError("--overwrite and --skip-existing contradict each other")
-    try:
-        jobs = expand_inputs(list(inputs), recursive)
-    except InputError as error:
-        fail(str(error), EXIT_USAGE)
+    jobs = collect_jobs(inputs, recursive, overwrite, skip_existing)
     options = OutputOptions(output=output, suffix=suffix or None, ext=ext, overwrite=overwrite,
                             skip_existing=skip_existing, recursive=recursive, alpha_mode="bicubic")
     if not suffix:

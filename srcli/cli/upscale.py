@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors
+from .common import EXIT_FAILED, EXIT_OK, collect_jobs, handle_errors
 
 
 def tile_option(value: str) -> str | int | None:
@@ -75,17 +75,12 @@ def upscale_command(inputs: tuple[str, ...], model: str | None, scale: int | Non
                     recursive: bool, overwrite: bool, skip_existing: bool, max_pixels: int, quality: int,
                     quiet: bool, as_json: bool) -> None:
     """Upscale images (files, folders or globs) with a super-resolution network."""
-    from ..batch import InputError, OutputOptions, expand_inputs
+    from ..batch import OutputOptions
     from ..upscale_job import run_upscale
 
     if outscale is not None and outscale <= 0:
         raise click.BadParameter("--outscale must be positive", param_hint="--outscale")
-    if overwrite and skip_existing:
-        raise click.UsageError("--overwrite and --skip-existing contradict each other")
-    try:
-        jobs = expand_inputs(list(inputs), recursive)
-    except InputError as error:
-        fail(str(error), EXIT_USAGE)
+    jobs = collect_jobs(inputs, recursive, overwrite, skip_existing)
     options = OutputOptions(output=output, suffix=suffix, ext=ext, overwrite=overwrite, skip_existing=skip_existing,
                             recursive=recursive, outscale=outscale, alpha_mode=alpha_mode, max_pixels=max_pixels,
                             quality=quality)
