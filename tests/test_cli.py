@@ -267,3 +267,22 @@ def test_compare_draws_panels(shipped: Path, tmp_path: Path) -> None:
     assert sheet.width == 3 * 64 + 2 * 4  # HR, bicubic, edsr crops of 32 px zoomed 2x, 4 px gaps
     result = CliRunner().invoke(main, ["compare", str(hr), "--crop", "60,60,20,20", "-o", str(tmp_path / "c2.png")])
     assert result.exit_code == 2 and "outside" in result.output
+
+
+def test_torchrun_two_cpu_processes_share_the_inputs(images: Path, tmp_path: Path) -> None:
+    """``torchrun --nproc-per-node 2 -m srcli upscale``: each rank takes its share, one summary."""
+    import os
+    import subprocess
+    import sys
+
+    weights = tiny_edsr(tmp_path / "tiny.safetensors")
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "srcli", "upscale", str(images), "-r", "--weights", str(weights), "-o", str(out), "--json"]
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    records = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert sorted(Path(r["input"]).name for r in records) == ["a.png", "b.jpg", "c.png"]  # printed once, by rank 0
+    assert sum("3 upscaled" in line for line in completed.stderr.splitlines()) == 1
+    assert {p.name for p in out.rglob("*") if p.is_file()} == {"a_edsr_x2.png", "b_edsr_x2.jpg", "c_edsr_x2.png"}
