@@ -209,3 +209,19 @@ def test_ddp_two_gloo_processes(image_folder: Path, tmp_path: Path) -> None:
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["iteration"] == 3
     assert len(losses_of(tmp_path / "run")) == 3  # only rank 0 writes the log
+
+
+def test_mdsr_step_updates_only_the_drawn_scale(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("mdsr", image_folder, tmp_path / "run", iters=1)
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    scale = trainer.dataset[0]["scale"]
+    index = config.scales.index(scale)
+    before = {k: v.detach().clone() for k, v in trainer.generator.named_parameters()}
+    trainer.run()
+    after = dict(trainer.generator.named_parameters())
+    for name, value in before.items():
+        branch = name.split(".")[1] if name.startswith(("pre_process.", "upsample.")) else None
+        if branch is not None and int(branch) != index:
+            assert torch.equal(value, after[name]), name
+        elif after[name].requires_grad:
+            assert not torch.equal(value, after[name]), name
