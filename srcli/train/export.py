@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +17,23 @@ from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_conf
 
 
 def training_seconds(run_dir: Path) -> float:
-    """Wall-clock seconds spent in training steps, summed from the run's JSONL log windows."""
+    """Steady-state estimate of training time: iterations / median logged rate.
+
+    Summing logged windows would also count time the process was paused or starved by other
+    work on the machine; the median rate of the logged windows ignores such outliers.
+    """
     path = run_dir / "log.jsonl"
     if not path.is_file():
         return 0.0
-    seconds, previous = 0.0, 0
+    rates, last_iteration = [], 0
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        if "seconds" in record:
-            seconds += record["seconds"]
-            previous = int(record["iteration"])
-        elif "it_per_s" in record and record["it_per_s"] > 0:
-            iteration = int(record["iteration"])
-            steps = iteration - previous if iteration > previous else iteration
-            seconds += steps / record["it_per_s"]
-            previous = iteration
-    return seconds
+        if record.get("it_per_s", 0) > 0:
+            rates.append(float(record["it_per_s"]))
+            last_iteration = max(last_iteration, int(record["iteration"]))
+    if not rates:
+        return 0.0
+    return last_iteration / statistics.median(rates)
 
 
 def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         "gan": f"{config.gan_type} x{config.gan_weight:g}" if config.stage == "gan" else None,
         "degradation": config.degradation,
         "amp": config.amp,
-        "train_hours": round(hours, 3),
+        "train_hours_estimate": round(hours, 3),
         "machine": f"{platform.machine()} CPU, 2 cores" if not torch.cuda.is_available() else "CUDA",
         "data": [Path(d).name for d in config.data],
     }
