@@ -23,7 +23,10 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x) * self.res_scale
+        residual = self.body(x)
+        if self.res_scale != 1.0:  # skip a full-tensor multiply for baseline models
+            residual = residual * self.res_scale
+        return x + residual
 
 
 class EDSR(ConfigurableModule):
