@@ -50,6 +50,15 @@ def test_psnr_stage_loss_falls(family: str, image_folder: Path, tmp_path: Path) 
     assert sum(losses[-8:]) / 8 < 0.8 * sum(losses[:8]) / 8
 
 
+def test_srgan_content_loss_falls(image_folder: Path, tmp_path: Path) -> None:
+    """SRGAN with a pixel content term: the generator's total loss falls while D trains too."""
+    config = tiny_config("srgan", image_folder, tmp_path / "run", iters=40, lr=2e-3, milestones=[1000],
+                         perceptual="none", pixel_weight=1.0)
+    train(config, progress=False, echo=lambda text: None)
+    pixel = [json.loads(line)["pixel"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(pixel[-8:]) / 8 < 0.8 * sum(pixel[:8]) / 8
+
+
 def parameters_copy(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in module.parameters()]
 
