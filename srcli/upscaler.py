@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .geometry import inverse_transform, transform  # noqa: F401  (re-exported)
 from .device import keep_output_layer_fp32, DeviceError, cpu_has_native_bf16, pick_device
 from .interpolate import interpolate_models
 from .nets.dsgan import DSGANGenerator
@@ -139,27 +140,6 @@ def read_region(image: torch.Tensor, tile: Tile) -> torch.Tensor:
     if missing_rows or missing_columns:
         region = F.pad(region, (0, missing_columns, 0, missing_rows), mode="replicate")
     return region.expand(-1, 3, -1, -1) if region.shape[1] == 1 else region
-
-
-def transform(batch: torch.Tensor, code: int) -> torch.Tensor:
-    """One of the 8 dihedral transforms: bit 4 transpose, bit 1 flip columns, bit 2 flip rows."""
-    if code & 4:
-        batch = batch.transpose(-2, -1)
-    if code & 1:
-        batch = batch.flip(-1)
-    if code & 2:
-        batch = batch.flip(-2)
-    return batch
-
-
-def inverse_transform(batch: torch.Tensor, code: int) -> torch.Tensor:
-    if code & 2:
-        batch = batch.flip(-2)
-    if code & 1:
-        batch = batch.flip(-1)
-    if code & 4:
-        batch = batch.transpose(-2, -1)
-    return batch
 
 
 class Upscaler:

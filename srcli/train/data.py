@@ -9,12 +9,13 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ..geometry import transform as augment
 from ..imresize import imresize, quantize
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -71,17 +72,6 @@ def batch_generator(seed: int, iteration: int, rank: int = 0, stream: str = "dat
     return generator
 
 
-def augment(patch: torch.Tensor, code: int) -> torch.Tensor:
-    """One of the 8 dihedral transforms (flips and 90-degree rotations)."""
-    if code & 1:
-        patch = patch.flip(-1)
-    if code & 2:
-        patch = patch.flip(-2)
-    if code & 4:
-        patch = patch.transpose(-1, -2)
-    return patch
-
-
 def random_crops(images: Sequence[torch.Tensor], count: int, size: int, generator: torch.Generator,
                  augmentation: bool = True) -> torch.Tensor:
     """``count`` random size x size crops (float [0, 1]) from random images."""
@@ -104,24 +94,31 @@ def bicubic_degrader(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return quantize(imresize(hr, 1.0 / scale))
 
 
-class PairedBatches(torch.utils.data.Dataset):
+class IterationBatches(torch.utils.data.Dataset):
     """Map-style dataset whose item ``i`` is the whole training batch of iteration ``i``."""
 
-    def __init__(self, images: Sequence[torch.Tensor], *, batch: int, patch: int, scales: Sequence[int],
-                 seed: int, rank: int = 0, augmentation: bool = True, degrader: Degrader = bicubic_degrader,
+    def __init__(self, *, batch: int, patch: int, seed: int, rank: int = 0, augmentation: bool = True,
                  length: int = 10**9) -> None:
-        self.images = images
         self.batch = batch
         self.patch = patch
-        self.scales = list(scales)
         self.seed = seed
         self.rank = rank
         self.augmentation = augmentation
-        self.degrader = degrader
         self.length = length
 
     def __len__(self) -> int:
         return self.length
+
+
+class PairedBatches(IterationBatches):
+    """HR crops with LR made on the fly by ``degrader`` (MATLAB bicubic by default)."""
+
+    def __init__(self, images: Sequence[torch.Tensor], *, scales: Sequence[int],
+                 degrader: Degrader = bicubic_degrader, **common: Any) -> None:
+        super().__init__(**common)
+        self.images = images
+        self.scales = list(scales)
+        self.degrader = degrader
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
         generator = batch_generator(self.seed, iteration, self.rank)
@@ -132,23 +129,15 @@ class PairedBatches(torch.utils.data.Dataset):
         return {"lr": lr, "hr": hr, "scale": scale, "iteration": iteration}
 
 
-class UnpairedBatches(torch.utils.data.Dataset):
+class UnpairedBatches(IterationBatches):
     """DSGAN batches: bicubic-downscaled clean crops and unpaired crops of the source domain."""
 
-    def __init__(self, clean: Sequence[torch.Tensor], source: Sequence[torch.Tensor], *, batch: int, patch: int,
-                 scale: int, seed: int, rank: int = 0, augmentation: bool = True, length: int = 10**9) -> None:
+    def __init__(self, clean: Sequence[torch.Tensor], source: Sequence[torch.Tensor], *, scale: int,
+                 **common: Any) -> None:
+        super().__init__(**common)
         self.clean = clean
         self.source = source
-        self.batch = batch
-        self.patch = patch
         self.scale = scale
-        self.seed = seed
-        self.rank = rank
-        self.augmentation = augmentation
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
         generator = batch_generator(self.seed, iteration, self.rank)
@@ -159,22 +148,13 @@ class UnpairedBatches(torch.utils.data.Dataset):
         return {"lr": clean_lr, "source": source, "scale": self.scale, "iteration": iteration}
 
 
-class PairedFolderBatches(torch.utils.data.Dataset):
+class PairedFolderBatches(IterationBatches):
     """Batches cropped from aligned LR/HR image pairs (``--degradation paired:LR_DIR``)."""
 
-    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, batch: int, patch: int, scale: int,
-                 seed: int, rank: int = 0, augmentation: bool = True, length: int = 10**9) -> None:
+    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, scale: int, **common: Any) -> None:
+        super().__init__(**common)
         self.pairs = pairs
-        self.batch = batch
-        self.patch = patch
         self.scale = scale
-        self.seed = seed
-        self.rank = rank
-        self.augmentation = augmentation
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
         generator = batch_generator(self.seed, iteration, self.rank)
