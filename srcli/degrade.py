@@ -43,7 +43,7 @@ class DSGANDegrader:
 
     def __call__(self, hr: torch.Tensor, scale: int) -> torch.Tensor:
         with torch.inference_mode():
-            lr = imresize(hr, 1.0 / scale).clamp(0, 1)
+            lr = imresize(hr.float(), 1.0 / scale).clamp(0, 1)
             return quantize(self.model(lr.to(self.device)).float().cpu())
 
 
