@@ -38,8 +38,12 @@ def training_seconds(run_dir: Path) -> float:
 
 def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
     hours = training_seconds(run_dir) / 3600
-    flags = [f"srcli train {config.family}", f"-x {config.scale}", f"--iters {config.iters}",
-             f"--batch {config.batch}", f"--patch {config.patch}", f"--lr {config.lr:g}"]
+    flags = [f"srcli train {config.family}", *[f"--data {d}" for d in config.data],
+             *[f"--source {d}" for d in config.source], f"-x {config.scale}", f"--iters {config.iters}",
+             f"--batch {config.batch}", f"--patch {config.patch}", f"--lr {config.lr:g}",
+             f"--milestones {','.join(map(str, config.milestones))}", f"--seed {config.seed}"]
+    if config.stage == "gan":
+        flags.append(f"--perceptual {config.perceptual}")
     if config.stage != "psnr" and config.family not in ("srgan", "dsgan"):
         flags.append(f"--stage {config.stage}")
     if config.blocks is not None:
