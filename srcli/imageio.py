@@ -267,15 +267,22 @@ def to_float(pixels: np.ndarray, bit_depth: int) -> torch.Tensor:
     return tensor.to(torch.float32).div_((1 << bit_depth) - 1)
 
 
-def to_uint(x: torch.Tensor, bit_depth: int = 8) -> np.ndarray:
-    """Float (C, H, W) in [0, 1] -> (H, W, C) uint8/uint16, clamped and rounded (NaN -> 0)."""
+def to_uint(x: torch.Tensor, bit_depth: int = 8, rows_per_chunk: int = 256) -> np.ndarray:
+    """Float (C, H, W) in [0, 1] -> (H, W, C) uint8/uint16, clamped and rounded (NaN -> 0).
+
+    Works in row chunks so that a large output (e.g. 8192^2 RGB, 805 MB as float) needs no
+    full-size float temporaries on top of the image itself.
+    """
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, not {bit_depth}")
-    scaled = torch.nan_to_num(x.detach().to("cpu", torch.float32), nan=0.0)
-    scaled = scaled.clamp_(0, 1).mul_((1 << bit_depth) - 1).round_()
-    dtype = torch.uint8 if bit_depth == 8 else torch.int32
-    array = scaled.to(dtype).permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(array if bit_depth == 8 else array.astype(np.uint16))
+    channels, height, width = x.shape
+    out = np.empty((height, width, channels), dtype=np.uint8 if bit_depth == 8 else np.uint16)
+    for top in range(0, height, rows_per_chunk):
+        chunk = x[:, top:top + rows_per_chunk].detach().to("cpu", torch.float32)
+        chunk = torch.nan_to_num(chunk, nan=0.0).clamp_(0, 1).mul_((1 << bit_depth) - 1).round_()
+        values = chunk.to(torch.uint8 if bit_depth == 8 else torch.int32).permute(1, 2, 0).numpy()
+        out[top:top + rows_per_chunk] = values
+    return out
 
 
 def premultiply(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
