@@ -155,8 +155,7 @@ def process_job(job: Job, target: Path, upscale: UpscaleFunction, scale: float, 
 def plan_target(job: Job, model_name: str, scale: float, options: OutputOptions, job_count: int
                 ) -> tuple[Path, str]:
     """Output path and format for one job; raises ImageReadError for format problems found early."""
-    has_alpha = _has_alpha_cheap(job.source)
-    input_format = _format_cheap(job.source)
+    input_format, has_alpha = _probe(job.source)
     try:
         fmt, extension = output_format_for(input_format, options.ext, has_alpha)
     except ValueError as error:
@@ -168,20 +167,13 @@ def plan_target(job: Job, model_name: str, scale: float, options: OutputOptions,
     return folder / (name if options.recursive else name.name), fmt
 
 
-def _format_cheap(path: Path) -> str:
+def _probe(path: Path) -> tuple[str, bool]:
+    """(format, has alpha) from the header alone, in one open; unreadable files fail later, in read_image."""
     try:
         with Image.open(path) as image:
-            return image.format or "PNG"
+            return image.format or "PNG", image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     except Exception:
-        return "PNG"
-
-
-def _has_alpha_cheap(path: Path) -> bool:
-    try:
-        with Image.open(path) as image:
-            return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    except Exception:
-        return False
+        return "PNG", False
 
 
 def run_jobs(jobs: list[Job], upscale: UpscaleFunction, model_name: str, scale: float, options: OutputOptions,
