@@ -81,6 +81,17 @@ def degrade_sets(clean: list[torch.Tensor], degrader: DSGANDegrader, scale: int)
     return dsgan, [bicubic_lr(hr, scale) for hr in clean]
 
 
+def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str, dict[str, float]]:
+    """DSGAN and bicubic LR statistics as ratios to the real corrupted LR of the same HR images."""
+    degrader = DSGANDegrader(weights)
+    hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
+    real = stats([read_rgb(p) for p in list_images([val / "lr"])])
+    dsgan, bicubic = degrade_sets(hr, degrader, scale)
+    names = ("hf_std", "noise", "flat_noise")
+    return {label: {name: round(value / reference, 3) for name, value, reference in zip(names, stats(images), real)}
+            for label, images in (("dsgan", dsgan), ("bicubic", bicubic))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, help="DSGAN generator")

@@ -6,8 +6,8 @@ ones (``--weights``). Run from the repository root::
     PYTHONPATH=. python benchmarks/inference.py [--weights X4.safetensors] [--device cuda]
     PYTHONPATH=. python benchmarks/inference.py --quick     # seconds: tiny sizes, smoke test
 
-Figures: ms per input megapixel; achieved conv GFLOP/s (2 x conv MACs counted by forward
-hooks) as a fraction of a large matmul's GFLOP/s in the same precision, same run; the
+Figures: ms per input megapixel; achieved conv GFLOP/s (2 x MACs of the convs actually run,
+counted by forward hooks) as a fraction of a large matmul's GFLOP/s in the same precision, same run; the
 tiled/untiled time ratio at tile 256 with the default (calibrated) pad and the largest
 tiled-vs-untiled difference; Set5 x4 Y-PSNR of bf16 vs fp32; the peak RSS of
 ``srcli upscale`` with RRDBNet x4 on a 2048x2048 image.
@@ -81,8 +81,14 @@ def timed(function: Callable[[], object], device: torch.device, repeats: int) ->
     return statistics.median(times)
 
 
-def conv_flops(model: nn.Module, side: int) -> float:
-    """2 x multiply-accumulates of every Conv2d for one side x side input (hooks on a probe)."""
+def executed_conv_flops(upscaler: Upscaler, image: torch.Tensor) -> float:
+    """2 x multiply-accumulates of every conv the upscaler actually runs on ``image``.
+
+    Counted with hooks during one real call, so folded tails count their folded conv and the
+    border strips they recompute with the original layers, not the FLOPs they avoid.
+    """
+    from srcli.nets.tailfold import FoldedTail
+
     macs = 0
 
     def count(module: nn.Conv2d, inputs: tuple, output: torch.Tensor) -> None:
@@ -90,15 +96,17 @@ def conv_flops(model: nn.Module, side: int) -> float:
         kernel = module.kernel_size[0] * module.kernel_size[1]
         macs += output.numel() * (module.in_channels // module.groups) * kernel
 
-    probe_side = 32  # FLOPs grow exactly with the pixel count; count on a small input
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    modules = list(upscaler.runner.modules())
+    for module in list(modules):
+        if isinstance(module, FoldedTail):
+            modules.extend(module.exact.modules())
+    handles = [m.register_forward_hook(count) for m in modules if isinstance(m, nn.Conv2d)]
     try:
-        with torch.inference_mode():
-            model(torch.zeros(1, 3, probe_side, probe_side, device=next(model.parameters()).device))
+        upscaler.upscale(image)
     finally:
         for handle in handles:
             handle.remove()
-    return 2.0 * macs * (side / probe_side) ** 2
+    return 2.0 * macs
 
 
 def matmul_gflops(size: int, dtype: torch.dtype, device: torch.device, repeats: int) -> float:
@@ -120,12 +128,12 @@ def speed_report(label: str, config: dict, sizes: Sizes, device: torch.device, m
     megapixels = sizes.side * sizes.side / 1e6
     for precision in ("fp32", "bf16"):
         model = build_random(config)
-        flops = conv_flops(model, sizes.side)
         whole = Upscaler(model, device=device, precision=precision, tile=None)
         tiled = Upscaler(model, device=device, precision=precision, tile=sizes.tile, tile_pad="auto")
         started = time.perf_counter()
         pad = tiled.pad()
         calibration = time.perf_counter() - started
+        flops = executed_conv_flops(whole, image)
         untiled_seconds = timed(lambda: whole.upscale(image), device, sizes.repeats)
         tiled_seconds = timed(lambda: tiled.upscale(image), device, sizes.repeats)
         difference = (whole.upscale(image) - tiled.upscale(image)).abs().max().item()
@@ -134,6 +142,15 @@ def speed_report(label: str, config: dict, sizes: Sizes, device: torch.device, m
               f"{achieved:7.1f} GFLOP/s = {achieved / matmul[precision]:5.1%} of matmul  "
               f"tile {sizes.tile} pad {pad} (calibrated in {calibration:.1f} s): "
               f"x{tiled_seconds / untiled_seconds:.2f} time, max diff {difference * 255:.3f}/255")
+        if whole.runner is not whole.model:
+            unfolded = Upscaler(model, device=device, precision=precision, tile=None, fold=False)
+            unfolded_flops = executed_conv_flops(unfolded, image)
+            unfolded_seconds = timed(lambda: unfolded.upscale(image), device, sizes.repeats)
+            change = (unfolded.upscale(image) - whole.upscale(image)).abs().max().item()
+            print(f"{'  (tail unfolded)':<18} {precision}: {unfolded_seconds / megapixels * 1e3:9.0f} ms/MP  "
+                  f"{unfolded_flops / unfolded_seconds / 1e9:7.1f} GFLOP/s = "
+                  f"{unfolded_flops / unfolded_seconds / 1e9 / matmul[precision]:5.1%} of matmul, "
+                  f"{unfolded_flops / flops:.2f}x the FLOPs; folded-vs-unfolded max diff {change * 255:.3f}/255")
 
 
 def set5_report(weights: str | None, set5: Path, device: torch.device) -> None:
@@ -222,6 +239,7 @@ def main() -> None:
     parser.add_argument("--weights", help="trained x4 network for the Set5 bf16-vs-fp32 PSNR change")
     parser.add_argument("--set5", type=Path, default=REPO.parent / "shared" / "data" / "benchmarks" / "Set5")
     parser.add_argument("--skip-rss", action="store_true", help="skip the (slow on CPU) 2048x2048 CLI run")
+    parser.add_argument("--only", help="run the speed rows only for networks whose label contains this")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     device = pick_device(args.device)
@@ -232,6 +250,8 @@ def main() -> None:
         matmul = {name: matmul_gflops(sizes.matmul, PRECISIONS[name], device, sizes.repeats) for name in ("fp32", "bf16")}
         print(f"matmul {sizes.matmul}^2: fp32 {matmul['fp32']:.0f} GFLOP/s, bf16 {matmul['bf16']:.0f} GFLOP/s")
         for label, config in sizes.networks.items():
+            if args.only and args.only.lower() not in label.lower():
+                continue
             speed_report(label, config, sizes, device, matmul)
         set5_report(args.weights, args.set5, device)
         if not args.skip_rss:

@@ -2,6 +2,7 @@
 
 For each manifest entry (or ``--only NAME``): Set5/Set14 PSNR/SSIM (Y, border = scale, fp32)
 with the bicubic row beside it, and CPU milliseconds per output megapixel (default precision).
+DSGAN entries get their degradation statistics instead (ratios to the real corrupted LR).
 
     python benchmarks/measure_weights.py --data-root ../shared/data/benchmarks [--only edsr]
 """
@@ -40,7 +41,12 @@ def measure(entry: dict, data_root: str, datasets: list[str]) -> dict:
     metrics: dict = {}
     for scale in entry["scales"]:
         if entry["architecture"] == "dsgan":
-            continue
+            from dsgan_stats import content_matched_ratios
+
+            val = Path(data_root).parent / "realworld" / "val_set14_x4"
+            metrics["ratio_to_real_lr_on_val_set14_x4"] = content_matched_ratios(str(weights_dir() / entry["file"]), val, scale)
+            metrics["measured_with"] = "python benchmarks/measure_weights.py --only dsgan (benchmarks/dsgan_stats.py)"
+            return metrics
         results = evaluate(datasets, [ModelSpec("bicubic"), ModelSpec(entry["name"])], [scale], data_root=data_root,
                            options=InferenceOptions(precision="fp32"))
         for result in results:

@@ -30,5 +30,6 @@ def shipped_rows() -> list[dict[str, Any]]:
         rows.append({"name": entry.name, "architecture": entry.architecture,
                      "scales": "/".join(f"x{s}" for s in entry.scales),
                      "parameters": int(entry.raw.get("parameters", 0)), "file": entry.file,
-                     "set5_psnr": ", ".join(psnrs) or "not measured"})
+                     "set5_psnr": ", ".join(psnrs) or ("n/a: degradation model" if entry.architecture == "dsgan"
+                                                       else "not measured")})
     return rows

@@ -116,10 +116,10 @@ def bicubic_runner(scale: int) -> Runner:
 
 def model_runner(spec: ModelSpec, scale: int, options: InferenceOptions) -> Runner:
     """Shipped weights by name, or ``spec.weights``, wrapped in an Upscaler at ``scale``."""
-    from .resolve import resolve_model
+    from .resolve import require_super_resolution, resolve_model
     from .upscaler import Upscaler
 
-    resolved = resolve_model(None if spec.weights else spec.name, scale, spec.weights)
+    resolved = require_super_resolution(resolve_model(None if spec.weights else spec.name, scale, spec.weights))
     try:
         upscaler = Upscaler(resolved.network, scale=resolved.scale, device=options.device,
                             precision=options.precision, tile=options.tile, tile_pad=options.tile_pad,

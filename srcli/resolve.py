@@ -51,6 +51,16 @@ def at_scale(model: nn.Module, scale: int | None, source: str) -> tuple[nn.Modul
     return model, scale
 
 
+def require_super_resolution(resolved: ResolvedModel) -> ResolvedModel:
+    """DSGAN maps clean LR to degraded LR at the same size: upscaling or scoring with it is a mistake."""
+    from .nets.dsgan import DSGANGenerator
+
+    if isinstance(resolved.network, DSGANGenerator):
+        raise ModelChoiceError(f"{resolved.name} is a degradation model (LR in, LR out), not a super-resolution "
+                               "network; use it with 'srcli degrade --model dsgan' or 'srcli train --degradation'")
+    return resolved
+
+
 def resolve_model(model: str | None = None, scale: int | None = None, weights: str | None = None,
                   alpha: float | None = None) -> ResolvedModel:
     """Shipped weights by name, or any checkpoint ``load_model`` accepts; optional on-the-fly blend."""
@@ -80,4 +90,4 @@ def _blend(name: str, scale: int | None, alpha: float) -> ResolvedModel:
     return ResolvedModel(network, label, chosen, f"{psnr_entry.file} <-> {gan_entry.file} at alpha {alpha:g}")
 
 
-__all__ = ["ResolvedModel", "resolve_model", "ModelChoiceError", "WeightsError", "INTERPOLATION_PAIRS"]
+__all__ = ["ResolvedModel", "resolve_model", "require_super_resolution", "ModelChoiceError", "WeightsError", "INTERPOLATION_PAIRS"]

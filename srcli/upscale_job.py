@@ -11,7 +11,7 @@ import torch
 
 from .batch import Job, OutputOptions, Record, run_jobs, shard, world_info
 from .device import pick_device
-from .resolve import resolve_model
+from .resolve import require_super_resolution, resolve_model
 from .upscaler import Upscaler
 
 
@@ -57,7 +57,7 @@ def run_upscale(jobs: list[Job], options: OutputOptions, *, model: str | None, s
     """Upscale ``jobs``; under torchrun each rank takes its share on its own device."""
     rank, world, local_rank = world_info()
     _init_distributed(world)
-    resolved = resolve_model(model, scale, weights, alpha)
+    resolved = require_super_resolution(resolve_model(model, scale, weights, alpha))
     upscaler = Upscaler(resolved.network, scale=resolved.scale, device=pick_device(device, local_rank),
                         precision=precision, tile=tile, tile_pad=tile_pad, ensemble=ensemble,
                         on_notice=lambda text: print(f"note: {text}", file=sys.stderr))

@@ -93,6 +93,14 @@ def test_upscale_scale_choice_and_single_file_output(shipped: Path, images: Path
     assert result.exit_code == 1 and "x2, x4" in result.output
 
 
+def test_upscale_refuses_a_degradation_model(images: Path, tmp_path: Path) -> None:
+    weights = save_model(registry.build("dsgan", num_blocks=1, num_features=8), tmp_path / "dsgan_x4.safetensors")
+    result = CliRunner().invoke(main, ["upscale", str(images / "a.png"), "--weights", str(weights),
+                                       "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "srcli degrade" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_no_overwrite_and_skip_existing(shipped: Path, images: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

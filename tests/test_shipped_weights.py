@@ -25,7 +25,7 @@ def test_shipped_model_tiles_like_untiled(name: str, scale: int, tmp_path, monke
     monkeypatch.setenv("SRCLI_CACHE", str(tmp_path))
     resolved = resolve_model(name, scale)
     image = torch.from_numpy(synthetic_image(11, 40, 52)).permute(2, 0, 1).float() / 255
-    whole = Upscaler(resolved.network, scale=resolved.scale, device="cpu", precision="fp32", tile=None)
-    tiled = Upscaler(resolved.network, scale=resolved.scale, device="cpu", precision="fp32", tile=16)
+    whole = Upscaler(resolved.network, device="cpu", precision="fp32", tile=None)
+    tiled = Upscaler(resolved.network, device="cpu", precision="fp32", tile=16)
     difference = (whole.upscale(image) - tiled.upscale(image)).abs().max().item()
     assert difference <= 0.5 / 255, f"{name} x{scale}: {difference * 255:.3f}/255 with pad {tiled.pad()}"

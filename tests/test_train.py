@@ -103,6 +103,44 @@ def test_resume_is_bit_exact(family: str, extra: dict, image_folder: Path, tmp_p
         assert torch.equal(a["generator"][key], b["generator"][key]), key
 
 
+def test_resume_may_move_milestones_still_ahead_only(image_folder: Path, tmp_path: Path) -> None:
+    first = tiny_config("edsr", image_folder, tmp_path / "run", iters=3, milestones=[100])
+    train(first, progress=False, echo=lambda text: None)
+    moved = tiny_config("edsr", image_folder, tmp_path / "run", iters=6, milestones=[5])
+    train(moved, resume=True, progress=False, echo=lambda text: None)
+    rates = {record["iteration"]: record["lr"] for record in map(json.loads, (tmp_path / "run" / "log.jsonl").open())
+             if "lr" in record}
+    assert rates[6] == pytest.approx(first.lr * first.gamma)
+    past = tiny_config("edsr", image_folder, tmp_path / "run", iters=8, milestones=[2])
+    with pytest.raises(TrainError, match="after iteration 6"):
+        train(past, resume=True, progress=False, echo=lambda text: None)
+
+
+def test_sigterm_to_the_process_group_still_writes_the_checkpoint(image_folder: Path, tmp_path: Path) -> None:
+    """Schedulers signal every process of a job; DataLoader workers must not take the run down."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "srcli", "train", "edsr", "--data", str(image_folder), "--out", str(run),
+               "--iters", "100000", "--batch", "2", "--patch", "8", "--blocks", "1", "--features", "8",
+               "--workers", "1", "--amp", "off", "--checkpoint-every", "100000", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (run / "config.json").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # let the worker start and a few steps run
+    os.killpg(process.pid, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "interrupted at iteration" in stdout and "Traceback" not in stderr
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["iteration"] >= 1
+
+
 def test_perceptual_vgg_needs_weights(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     config = tiny_config("esrgan", image_folder, tmp_path / "run", stage="gan", perceptual="vgg")

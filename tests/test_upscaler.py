@@ -12,6 +12,7 @@ from srcli import receptive_field, registry, upscaler
 from srcli.device import DeviceError
 from srcli.interpolate import interpolate_models
 from srcli.nets.mdsr import MDSRAtScale
+from srcli.nets.tailfold import FoldedTail
 from srcli.receptive_field import (
     calibrated_pad, calibration_images, forward_plan, input_multiple, read_cache, theoretical_radius, _leaf_steps,
 )
@@ -409,3 +410,43 @@ def test_search_pad_finds_the_smallest_passing_pad():
 def test_a_wrong_scale_is_reported_not_mangled():
     with pytest.raises(ValueError, match="wrong scale"):
         Upscaler(tiny("edsr"), scale=3, device="cpu", precision="fp32").upscale(sample_image())
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("size", [(5, 7), (9, 9), (23, 31)])
+def test_folded_tail_equals_the_unfolded_network(scale, size):
+    """Folding is an exact rewrite: interior, border rings and images too small to fold."""
+    torch.manual_seed(scale)
+    model = registry.build("edsr", scale=scale, num_blocks=1, num_features=8).eval()
+    folded = model.inference_copy()
+    image = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        expected, actual = model(image), folded(image)
+    assert actual.shape == expected.shape
+    assert (actual - expected).abs().max().item() < 1e-5
+    assert isinstance(folded.tail, FoldedTail) and folded.tail.scale == scale
+
+
+def test_folded_mdsr_matches_every_scale_and_leaves_the_original_intact():
+    torch.manual_seed(0)
+    mdsr = registry.build("mdsr", scales=(2, 3, 4), num_blocks=1, num_features=8).eval()
+    before = {key: value.clone() for key, value in mdsr.state_dict().items()}
+    image = torch.rand(1, 3, 17, 29)
+    for scale in (2, 3, 4):
+        model = MDSRAtScale(mdsr, scale)
+        with torch.no_grad():
+            assert (model.inference_copy()(image) - model(image)).abs().max().item() < 1e-5
+    assert isinstance(mdsr.tail[0], nn.Conv2d) and len(mdsr.upsample) == 3
+    assert all(torch.equal(before[key], value) for key, value in mdsr.state_dict().items())
+
+
+def test_upscaler_runs_the_folded_tail_and_matches_the_unfolded_one():
+    torch.manual_seed(1)
+    model = registry.build("edsr", scale=4, num_blocks=1, num_features=8).eval()
+    image = torch.rand(3, 21, 26)
+    folded = Upscaler(model, device="cpu", precision="fp32", tile=None)
+    plain = Upscaler(model, device="cpu", precision="fp32", tile=None, fold=False)
+    assert folded.runner is not folded.model and plain.runner is plain.model
+    assert (folded.upscale(image) - plain.upscale(image)).abs().max().item() < 1e-5
+    # the folded tail runs one conv at input resolution: no 64-channel tensor at 4x
+    assert folded.max_region_pixels() > plain.max_region_pixels()

@@ -35,7 +35,7 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--batch", type=int)
 @click.option("--patch", type=int, help="LR patch side in pixels.")
 @click.option("--lr", type=float)
-@click.option("--milestones", help="Comma-separated iterations where the learning rate is multiplied by --gamma.")
+@click.option("--milestones", help="Comma-separated iterations where the learning rate is multiplied by --gamma (with --resume: only steps still ahead may move).")
 @click.option("--gamma", type=float)
 @click.option("--seed", type=int)
 @click.option("--blocks", type=int, help="Residual / RRDB block count.")
@@ -69,7 +69,7 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
         config = load_run_config(resume)
         if config.family != family:
             raise click.UsageError(f"{resume} is a {config.family} run, not {family}")
-        allowed = {"iters", "time_budget", "val_every", "checkpoint_every", "workers", "device", "amp"}
+        allowed = {"iters", "milestones", "time_budget", "val_every", "checkpoint_every", "workers", "device", "amp"}
         changed = {k: v for k, v in overrides.items() if v is not None and k not in allowed}
         if changed:
             raise click.UsageError(f"--resume keeps the run's settings; cannot change {', '.join(sorted(changed))}")

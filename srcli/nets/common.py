@@ -1,6 +1,7 @@
 """Building blocks shared by several network families."""
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -84,6 +85,13 @@ class Upsampler(nn.Sequential):
             elif activation == "relu":
                 layers.append(nn.ReLU(True))
         super().__init__(*layers)
+
+
+def shallow_copy(module: nn.Module) -> nn.Module:
+    """A copy that shares parameters and child modules but whose children can be replaced."""
+    duplicate = copy.copy(module)
+    duplicate._modules = dict(module._modules)
+    return duplicate
 
 
 def count_parameters(model: nn.Module) -> int:

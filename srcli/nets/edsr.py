@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import ConfigurableModule, MeanShift, Upsampler, conv3x3
+from .common import ConfigurableModule, MeanShift, Upsampler, conv3x3, shallow_copy
+from .tailfold import FoldedTail
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -63,6 +64,12 @@ class EDSR(ConfigurableModule):
         x = x + self.body(x)
         x = self.tail(x)
         return self.add_mean(x) / self.rgb_range
+
+    def inference_copy(self) -> EDSR:
+        """This network with its linear tail folded into one low-resolution conv (same weights)."""
+        runner = shallow_copy(self)
+        runner.tail = FoldedTail(self.tail, self.config["num_features"])
+        return runner
 
 
 def edsr_baseline(scale: int = 2) -> EDSR:

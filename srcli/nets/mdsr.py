@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import ConfigurableModule, MeanShift, Upsampler, conv3x3
+from .common import ConfigurableModule, MeanShift, Upsampler, conv3x3, shallow_copy
 from .edsr import DIV2K_MEAN, ResBlock
+from .tailfold import FoldedTail
 
 
 class MDSR(ConfigurableModule):
@@ -70,3 +71,16 @@ class MDSRAtScale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mdsr(x, self.scale)
+
+    def inference_copy(self) -> MDSRAtScale:
+        """This scale's upsampler and tail folded into one low-resolution conv (same weights)."""
+        mdsr = self.mdsr
+        index = mdsr.scale_index(self.scale)
+        folded_mdsr = shallow_copy(mdsr)
+        upsample = list(mdsr.upsample)
+        upsample[index] = FoldedTail(nn.Sequential(mdsr.upsample[index], mdsr.tail), mdsr.config["num_features"])
+        folded_mdsr.upsample = nn.ModuleList(upsample)
+        folded_mdsr.tail = nn.Identity()
+        runner = shallow_copy(self)
+        runner.mdsr = folded_mdsr
+        return runner

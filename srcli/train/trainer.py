@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,6 +404,22 @@ class Trainer:
         os.replace(temporary, path)
         return path
 
+    def _apply_future_milestones(self, iteration: int) -> None:
+        """Let ``--resume --milestones`` move learning-rate steps that have not happened yet.
+
+        A loaded scheduler restores its saved milestones; only steps after ``iteration`` may
+        differ, so the run up to the checkpoint stays exactly what it was.
+        """
+        wanted = Counter(self.config.milestones)
+        for scheduler in (self.scheduler_g, self.scheduler_d):
+            if scheduler is None or scheduler.milestones == wanted:
+                continue
+            changed = set(scheduler.milestones) ^ set(wanted)
+            if min(changed) <= iteration:
+                raise TrainError(f"--milestones can only change steps after iteration {iteration} "
+                                 f"(the run already passed {min(changed)})")
+            scheduler.milestones = wanted
+
     def _load_checkpoint(self) -> None:
         path = self.run_dir / "checkpoints" / CHECKPOINT_NAME
         if not path.is_file():
@@ -422,6 +439,7 @@ class Trainer:
             self.scheduler_d.load_state_dict(state["scheduler_d"])  # type: ignore[union-attr]
         if self.grad_scaler is not None and "grad_scaler" in state:
             self.grad_scaler.load_state_dict(state["grad_scaler"])
+        self._apply_future_milestones(int(state["scheduler_g"]["last_epoch"]))
         torch.set_rng_state(state["torch_rng"])
         self.iteration = int(state["iteration"])
         best = float(state.get("best_psnr", float("nan")))
@@ -526,7 +544,15 @@ class Trainer:
 
 
 def _worker_init(worker_id: int) -> None:
+    """One thread per worker; leave SIGTERM/SIGINT to the main process.
+
+    Schedulers (and ``kill -- -PGID``, Ctrl-C in a terminal) signal the whole process group.
+    A worker dying of it makes the main process raise before it can write its checkpoint;
+    ignoring the signal here lets the main process save, then shut the workers down.
+    """
     torch.set_num_threads(1)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Progress:
