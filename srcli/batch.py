@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,6 +198,14 @@ def run_jobs(jobs: list[Job], upscale: UpscaleFunction, model_name: str, scale: 
         records.append(record)
         on_done(record)
     return records
+
+
+def report_failures(records: list[Record]) -> None:
+    """One ``error: FILE: reason`` line per failed file on stderr (the batch itself went on)."""
+    for record in records:
+        if record.status == "failed":
+            message = record.error or "failed"
+            print(f"error: {message if record.input in message else f'{record.input}: {message}'}", file=sys.stderr)
 
 
 def shard(jobs: list[Job], rank: int, world: int) -> list[Job]:

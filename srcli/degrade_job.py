@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from .batch import Job, OutputOptions, Record, run_jobs
+from .batch import Job, OutputOptions, Record, report_failures, run_jobs
 from .degrade import ClassicalDegradation, bicubic_lr, crop_for_scale, load_dsgan
 from .device import pick_device
 from .upscale_job import Summary, summarise
@@ -53,10 +53,7 @@ def run_degrade(jobs: list[Job], options: OutputOptions, *, method: str, scale: 
     started = time.monotonic()
     records = run_jobs(jobs, degrade, name, 1.0 / scale, options, on_done=done)
     summary = summarise(records, time.monotonic() - started)
-    for record in records:
-        if record.status == "failed":
-            message = record.error or "failed"
-            print(f"error: {message if record.input in message else f'{record.input}: {message}'}", file=sys.stderr)
+    report_failures(records)
     if not quiet:
         print(f"{summary.succeeded} degraded, {summary.skipped} skipped, {summary.failed} failed "
               f"({name} x{scale}) in {summary.seconds:.1f} s", file=sys.stderr)

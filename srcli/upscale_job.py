@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from .batch import Job, OutputOptions, Record, run_jobs, shard, world_info
+from .batch import Job, OutputOptions, Record, report_failures, run_jobs, shard, world_info
 from .device import pick_device
 from .resolve import require_super_resolution, resolve_model
 from .upscaler import Upscaler
@@ -82,11 +82,7 @@ def run_upscale(jobs: list[Job], options: OutputOptions, *, model: str | None, s
         if as_json and world > 1:
             for record in records:
                 echo(json.dumps(record.to_dict()))
-        for record in records:
-            if record.status == "failed":
-                message = record.error or "failed"
-                print(f"error: {message if record.input in message else f'{record.input}: {message}'}",
-                      file=sys.stderr)
+        report_failures(records)
         if not quiet:
             print(f"{summary.succeeded} upscaled, {summary.skipped} skipped, {summary.failed} failed; "
                   f"{summary.megapixels:.2f} MP in {summary.seconds:.1f} s with {resolved.name} x{resolved.scale} "

@@ -24,10 +24,7 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = self.body(x)
-        if self.res_scale != 1.0:  # skip a full-tensor multiply for baseline models
-            residual = residual * self.res_scale
-        return x + residual
+        return torch.add(x, self.body(x), alpha=self.res_scale)  # scale and add in one pass
 
 
 class EDSR(ConfigurableModule):

@@ -32,7 +32,7 @@ class ResidualDenseBlock(nn.Module):
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * 0.2 + x
+        return torch.add(x, x5, alpha=0.2)  # one pass over memory instead of a multiply then an add
 
 
 class RRDB(nn.Module):
@@ -43,7 +43,7 @@ class RRDB(nn.Module):
         self.rdb3 = ResidualDenseBlock(num_features, growth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+        return torch.add(x, self.rdb3(self.rdb2(self.rdb1(x))), alpha=0.2)
 
 
 class RRDBNet(ConfigurableModule):
