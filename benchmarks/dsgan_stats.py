@@ -4,10 +4,12 @@ Two comparisons, each against a reference with the real corruption:
 * content-matched: Set14 HR -> DSGAN(bicubic) and bicubic, vs the corrupted Set14 LR
   (``realworld/val_set14_x4``: the same images with the real degradation);
 * unpaired: clean training HR -> DSGAN(bicubic) and bicubic, vs the source photos.
-Per set, on Y in 8-bit levels:
-* HF std: std of (image - 5x5 average-pool low-pass), whole image;
-* noise: Immerkaer's fast noise estimate, whole image;
-* flat noise: the same estimate in the flattest 10% of 16x16 blocks (content barely leaks in).
+Per set, in 8-bit levels:
+* HF std: std of (image - 5x5 average-pool low-pass) on Y, whole image;
+* noise: Immerkaer's fast noise estimate on Y, whole image;
+* flat noise: the same estimate in the flattest 10% of 16x16 blocks (content barely leaks in);
+* RGB flat noise: flat noise per RGB channel, averaged (Y hides colour noise);
+* residual std (content-matched only): RGB std of (LR - bicubic LR of the same HR image).
 Target: DSGAN within 20% of the reference, bicubic far from it.
 
     python benchmarks/dsgan_stats.py --weights weights/dsgan_x4.safetensors \
@@ -40,38 +42,54 @@ def luma(image: torch.Tensor) -> torch.Tensor:
     return rgb_to_y(image.unsqueeze(0), round_to_8bit=False).float()  # (1, 1, H, W), 8-bit scale
 
 
+def channels(image: torch.Tensor) -> torch.Tensor:
+    return (image.double() * 255).unsqueeze(1)  # (3, 1, H, W): each RGB channel on its own
+
+
 def high_frequency_std(image: torch.Tensor) -> float:
     return high_pass(luma(image) / 255.0).std().item() * 255.0
 
 
-def noise_sigma(image: torch.Tensor) -> float:
-    """Immerkaer (1996): sigma = sqrt(pi/2) / (6 (W-2)(H-2)) * sum |I * M|."""
-    y = luma(image).double()
-    response = F.conv2d(y, IMMERKAER.double()).abs()
-    height, width = y.shape[-2:]
-    return math.sqrt(math.pi / 2) * response.sum().item() / (6 * (width - 2) * (height - 2))
+def immerkaer_map(planes: torch.Tensor) -> torch.Tensor:
+    """Per-pixel |I * M| scaled so that its mean is sigma for white Gaussian noise (Immerkaer 1996)."""
+    return F.conv2d(planes.double(), IMMERKAER.double()).abs() * math.sqrt(math.pi / 2) / 6
 
 
-def flat_noise_sigma(image: torch.Tensor, block: int = 16, quantile: float = 0.1) -> float:
-    """Immerkaer's estimate per block; the flattest blocks measure noise rather than texture."""
-    y = luma(image).double()
-    response = F.conv2d(y, IMMERKAER.double()).abs() * math.sqrt(math.pi / 2) / 6
-    blocks = F.avg_pool2d(response, block).flatten()
-    return torch.quantile(blocks, quantile).item()
+def noise_sigma(planes: torch.Tensor) -> float:
+    return immerkaer_map(planes).mean().item()
 
 
-def stats(images: list[torch.Tensor]) -> tuple[float, float, float]:
-    count = len(images)
-    return (sum(high_frequency_std(i) for i in images) / count, sum(noise_sigma(i) for i in images) / count,
-            sum(flat_noise_sigma(i) for i in images) / count)
+def flat_noise_sigma(planes: torch.Tensor, block: int = 16, quantile: float = 0.1) -> float:
+    """The estimate in the flattest blocks of each plane, where texture barely leaks in."""
+    blocks = F.avg_pool2d(immerkaer_map(planes), block).flatten(1)
+    return torch.quantile(blocks, quantile, dim=1).mean().item()
 
 
-def report(title: str, rows: list[tuple[str, tuple[float, float, float]]]) -> None:
+COLUMNS = ("hf_std", "noise", "flat_noise", "rgb_flat_noise")
+
+
+def image_stats(image: torch.Tensor) -> tuple[float, ...]:
+    y, rgb = luma(image).double(), channels(image)
+    return high_frequency_std(image), noise_sigma(y), flat_noise_sigma(y), flat_noise_sigma(rgb)
+
+
+def stats(images: list[torch.Tensor]) -> tuple[float, ...]:
+    rows = [image_stats(image) for image in images]
+    return tuple(sum(column) / len(rows) for column in zip(*rows))
+
+
+def residual_std(images: list[torch.Tensor], clean_lr: list[torch.Tensor]) -> float:
+    """RGB std of (LR - bicubic LR of the same HR): the degradation's own energy, content removed."""
+    values = [((image.double() - clean.double()) * 255).std().item() for image, clean in zip(images, clean_lr)]
+    return sum(values) / len(values)
+
+
+def report(title: str, rows: list[tuple[str, tuple[float, ...]]], columns: tuple[str, ...] = COLUMNS) -> None:
     reference = rows[0][1]
     print(title)
-    print(f"  {'set':<26} {'HF std':>7} {'ratio':>6} {'noise':>7} {'ratio':>6} {'flat':>7} {'ratio':>6}")
+    print(f"  {'set':<26}" + "".join(f" {name:>14} {'ratio':>6}" for name in columns))
     for name, values in rows:
-        cells = " ".join(f"{v:7.3f} {v / r:6.2f}" for v, r in zip(values, reference))
+        cells = " ".join(f"{v:14.3f} {v / r if r else float('nan'):6.2f}" for v, r in zip(values, reference))
         print(f"  {name:<26} {cells}")
 
 
@@ -81,15 +99,22 @@ def degrade_sets(clean: list[torch.Tensor], degrader: DSGANDegrader, scale: int)
     return dsgan, [bicubic_lr(hr, scale) for hr in clean]
 
 
-def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str, dict[str, float]]:
-    """DSGAN and bicubic LR statistics as ratios to the real corrupted LR of the same HR images."""
+def content_matched(weights: str, val: Path, scale: int = 4) -> dict[str, tuple[float, ...]]:
+    """Statistics (COLUMNS + residual std) of real corrupted LR, DSGAN LR and bicubic LR of the same HR."""
     degrader = DSGANDegrader(weights)
     hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
-    real = stats([read_rgb(p) for p in list_images([val / "lr"])])
+    real = [read_rgb(p) for p in list_images([val / "lr"])]
     dsgan, bicubic = degrade_sets(hr, degrader, scale)
-    names = ("hf_std", "noise", "flat_noise")
-    return {label: {name: round(value / reference, 3) for name, value, reference in zip(names, stats(images), real)}
-            for label, images in (("dsgan", dsgan), ("bicubic", bicubic))}
+    return {label: (*stats(images), residual_std(images, bicubic))
+            for label, images in (("real", real), ("dsgan", dsgan), ("bicubic", bicubic))}
+
+
+def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str, dict[str, float]]:
+    """DSGAN and bicubic LR statistics as ratios to the real corrupted LR of the same HR images."""
+    table = content_matched(weights, val, scale)
+    names = (*COLUMNS, "residual_std")
+    return {label: {name: round(value / reference, 3) for name, value, reference in zip(names, table[label], table["real"])}
+            for label in ("dsgan", "bicubic")}
 
 
 def main() -> None:
@@ -104,17 +129,17 @@ def main() -> None:
     degrader = DSGANDegrader(args.weights)
     val = Path(args.val)
     if (val / "hr").is_dir() and (val / "lr").is_dir():
-        hr = [crop_to_multiple(read_rgb(p), args.scale) for p in list_images([val / "hr"])]
-        real = [read_rgb(p) for p in list_images([val / "lr"])]
-        dsgan, bicubic = degrade_sets(hr, degrader, args.scale)
-        report("content-matched (Set14)", [("real corrupted LR", stats(real)), ("DSGAN(bicubic LR)", stats(dsgan)),
-                                            ("bicubic LR", stats(bicubic))])
+        table = content_matched(args.weights, val, args.scale)
+        report("content-matched (Set14)", [("real corrupted LR", table["real"]), ("DSGAN(bicubic LR)", table["dsgan"]),
+                                            ("bicubic LR", table["bicubic"])], (*COLUMNS, "residual_std"))
     source = [read_rgb(p) for p in list_images([args.source])[: args.limit]]
     clean = [crop_to_multiple(read_rgb(p), args.scale) for p in list_images([args.clean])[: args.limit]]
     dsgan, bicubic = degrade_sets(clean, degrader, args.scale)
     report("unpaired (source photos vs clean training images)",
            [("source photos", stats(source)), ("DSGAN(bicubic LR)", stats(dsgan)), ("bicubic LR", stats(bicubic))])
-    print("(Y channel, 8-bit levels; target: DSGAN ratios within 0.8-1.2)")
+    print("(8-bit levels; hf_std, noise, flat_noise on Y; rgb_flat_noise per RGB channel (colour noise "
+          "counts); residual_std = RGB std of LR minus the bicubic LR of the same HR. "
+          "Target: DSGAN ratios within 0.8-1.2)")
 
 
 if __name__ == "__main__":
