@@ -60,6 +60,7 @@ class ImageResult:
     psnr: float
     ssim: float
     seconds: float
+    output_megapixels: float = 0.0
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Result:
     scale: int
     border: int
     channel: str
+    parameters: int | None = None  # None for bicubic
     images: list[ImageResult] = field(default_factory=list)
 
     @property
@@ -87,9 +89,16 @@ class Result:
     def seconds_per_image(self) -> float:
         return _mean([image.seconds for image in self.images])
 
+    @property
+    def ms_per_output_megapixel(self) -> float:
+        """Wall time per output megapixel: comparable across image sizes, unlike seconds per image."""
+        megapixels = sum(image.output_megapixels for image in self.images)
+        return 1000 * sum(image.seconds for image in self.images) / megapixels if megapixels else math.nan
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.update(psnr=self.psnr, ssim=self.ssim, seconds_per_image=self.seconds_per_image)
+        data.update(psnr=self.psnr, ssim=self.ssim, seconds_per_image=self.seconds_per_image,
+                    ms_per_output_megapixel=self.ms_per_output_megapixel)
         return data
 
 
@@ -102,6 +111,16 @@ def _mean(values: list[float]) -> float:
 
 def as_spec(model: str | ModelSpec) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else ModelSpec(model)
+
+
+def parameter_count(spec: ModelSpec, scale: int) -> int | None:
+    """Parameters of the network behind ``spec`` at ``scale`` (MDSR: the whole shared model)."""
+    if spec.name == BICUBIC and spec.weights is None:
+        return None
+    from .resolve import resolve_model
+
+    network = resolve_model(None if spec.weights else spec.name, scale, spec.weights).network
+    return sum(parameter.numel() for parameter in network.parameters())
 
 
 def bicubic_runner(scale: int) -> Runner:
@@ -179,7 +198,8 @@ def evaluate(datasets: Sequence[str | os.PathLike[str]], models: Sequence[str | 
     opened = {(index, scale): open_dataset(spec, scale, data_root)
               for index, spec in enumerate(datasets) for scale in scales}
     runners = {(spec, scale): make_runner(spec, scale, options) for spec in specs for scale in scales}
-    results = {(spec, scale, index): _empty_result(dataset, spec.name, scale, border, rgb)
+    parameters = {(spec, scale): parameter_count(spec, scale) for spec in specs for scale in scales}
+    results = {(spec, scale, index): _empty_result(dataset, spec.name, scale, border, rgb, parameters[(spec, scale)])
                for (index, scale), dataset in opened.items() for spec in specs}
     total = sum(len(dataset.pairs) for dataset in opened.values()) * len(specs)
     done = 0
@@ -209,14 +229,16 @@ def _check_request(datasets: Sequence[Any], specs: list[ModelSpec], scales: list
         raise EvalError(f"border must be >= 0, got {border}")
 
 
-def _empty_result(dataset: Dataset, model: str, scale: int, border: int | None, rgb: bool) -> Result:
+def _empty_result(dataset: Dataset, model: str, scale: int, border: int | None, rgb: bool,
+                  parameters: int | None = None) -> Result:
     return Result(dataset.name, str(dataset.root), dataset.layout, model, scale,
-                  scale if border is None else border, "rgb" if rgb else "y")
+                  scale if border is None else border, "rgb" if rgb else "y", parameters)
 
 
 def _measure(name: str, sr: torch.Tensor, hr: torch.Tensor, result: Result, seconds: float) -> ImageResult:
     y_channel = result.channel == "y"
-    return ImageResult(name, psnr(sr, hr, result.border, y_channel), ssim(sr, hr, result.border, y_channel), seconds)
+    return ImageResult(name, psnr(sr, hr, result.border, y_channel), ssim(sr, hr, result.border, y_channel), seconds,
+                       sr.shape[-2] * sr.shape[-1] / 1e6)
 
 
 # ----------------------------------------------------------------------------- reports
@@ -258,6 +280,29 @@ def results_csv(results: Sequence[Result]) -> str:
             writer.writerow((result.dataset, result.model, result.scale, name, repr(psnr_value), repr(ssim_value),
                              f"{seconds:.6f}", result.border, result.channel, result.path))
     return buffer.getvalue()
+
+
+def results_markdown(results: Sequence[Result]) -> str:
+    """The summary as a Markdown table (for READMEs): rows by scale, then in the order models were given."""
+    datasets = list(dict.fromkeys(result.dataset for result in results))
+    channel = "RGB" if results and results[0].channel == "rgb" else "Y"
+    header = ["model", "scale", "parameters", *[f"{name} PSNR / SSIM ({channel})" for name in datasets],
+              "ms per output MP"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    groups: dict[tuple[int, str], list[Result]] = {}
+    for result in results:
+        groups.setdefault((result.scale, result.model), []).append(result)
+    order = {model: index for index, model in enumerate(dict.fromkeys(result.model for result in results))}
+    for (scale, model), group in sorted(groups.items(), key=lambda item: (item[0][0], order[item[0][1]])):
+        cells = {result.dataset: result for result in group}
+        scores = [f"{cells[name].psnr:.2f} / {cells[name].ssim:.4f}" if name in cells else "" for name in datasets]
+        parameters = group[0].parameters
+        images = [image for result in group for image in result.images]
+        megapixels = sum(image.output_megapixels for image in images)
+        speed = 1000 * sum(image.seconds for image in images) / megapixels if megapixels else math.nan
+        lines.append("| " + " | ".join([model, f"x{scale}", "-" if parameters is None else f"{parameters:,}",
+                                        *scores, f"{speed:.0f}"]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def write_report(path: str | os.PathLike[str], text: str) -> Path:

@@ -128,6 +128,25 @@ def test_cli_compares_models_and_saves_images(tiny_set: Path, tiny_weights: Path
         assert image.size == (30, 26)
 
 
+def test_markdown_table_has_parameters_speed_and_bicubic_beside_the_model(tiny_set: Path, tiny_weights: Path,
+                                                                          tmp_path: Path) -> None:
+    table = tmp_path / "results.md"
+    result = run_cli(str(tiny_set), "-m", "bicubic", "--weights", f"mine={tiny_weights}", "-x", "2",
+                     "--device", "cpu", "--markdown", str(table), "--quiet")
+    assert result.exit_code == 0, result.output
+    lines = table.read_text().splitlines()
+    assert lines[0] == "| model | scale | parameters | tiny PSNR / SSIM (Y) | ms per output MP |"
+    rows = [line.strip("| ").split(" | ") for line in lines[2:]]
+    assert [row[:2] for row in rows] == [["bicubic", "x2"], ["mine", "x2"]]
+    expected_parameters = sum(p.numel() for p in registry.build("edsr", scale=2, num_blocks=1, num_features=8)
+                              .parameters())
+    assert rows[0][2] == "-" and rows[1][2] == f"{expected_parameters:,}"
+    results = evaluate([tiny_set], ["bicubic"], [2])
+    psnr_text = rows[0][3].split(" / ")[0]
+    assert psnr_text == f"{results[0].psnr:.2f}" and float(rows[1][4]) > 0
+    assert f"{expected_parameters:,}" in result.output  # the console table shows them too
+
+
 @pytest.mark.parametrize("args", [
     ["Set9", "--model", "bicubic", "--data-root", "{tmp}"],
     ["{set}", "--model", "bicubic", "-x", "2", "--border", "20"],

@@ -47,7 +47,7 @@ def _fmt_ssim(value: float) -> str:
 
 
 def summary_table(results: Sequence[Result]) -> Any:
-    """Rows model x scale, two columns (PSNR, SSIM) per dataset, then seconds per image."""
+    """Rows model x scale: parameters, two columns (PSNR, SSIM) per dataset, ms per output megapixel."""
     from rich.table import Table
 
     datasets = list(dict.fromkeys(result.dataset for result in results))
@@ -55,20 +55,23 @@ def summary_table(results: Sequence[Result]) -> Any:
     table = Table(title=f"Mean PSNR (dB) / SSIM on {channel}")
     table.add_column("model")
     table.add_column("scale", justify="right")
+    table.add_column("params", justify="right")
     for name in datasets:
         table.add_column(f"{name} PSNR", justify="right")
         table.add_column(f"{name} SSIM", justify="right")
-    table.add_column("s/img", justify="right")
+    table.add_column("ms/MP out", justify="right")
     rows: dict[tuple[str, int], list[Result]] = {}
     for result in results:
         rows.setdefault((result.model, result.scale), []).append(result)
     for (model, scale), group in rows.items():
         cells = {result.dataset: result for result in group}
-        values = [f"x{scale}"]
+        parameters = group[0].parameters
+        values = [f"x{scale}", "-" if parameters is None else f"{parameters:,}"]
         for name in datasets:
             values += [_fmt_psnr(cells[name].psnr), _fmt_ssim(cells[name].ssim)] if name in cells else ["", ""]
         images = [image for result in group for image in result.images]
-        values.append(f"{sum(i.seconds for i in images) / max(1, len(images)):.3f}")
+        megapixels = sum(image.output_megapixels for image in images)
+        values.append(f"{1000 * sum(image.seconds for image in images) / megapixels:.0f}" if megapixels else "")
         table.add_row(model, *values)
     return table
 
@@ -147,18 +150,20 @@ def _run_with_progress(quiet: bool, **kwargs: Any) -> list[Result]:
 @click.option("--per-image", is_flag=True, help="Also print a table per dataset and scale with every image.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write all results as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write per-image rows and means as CSV.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
+              help="Write the summary as a Markdown table (rows by scale, bicubic beside the models).")
 @click.option("--save-images", type=click.Path(file_okay=False), help="Write SR results as PNG under DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no 'wrote ...' messages.")
 @handle_errors
 def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tuple[str, ...],
                  scales: tuple[int, ...], data_root: str | None, border: int | None, rgb: bool, ensemble: bool,
                  tile: str, tile_pad: str, device: str, precision: str, per_image: bool, json_path: str | None,
-                 csv_path: str | None, save_images: str | None, quiet: bool) -> None:
+                 csv_path: str | None, markdown_path: str | None, save_images: str | None, quiet: bool) -> None:
     """PSNR/SSIM of SR models on benchmark DATASETs (folders or names such as Set5, Set14, B100).
 
     Example: srcli eval Set5 Set14 --model bicubic --model edsr -x 2 -x 4
     """
-    from ..evaluate import InferenceOptions, results_csv, results_json, write_report
+    from ..evaluate import InferenceOptions, results_csv, results_json, results_markdown, write_report
 
     pad: str | int = tile_pad if tile_pad in ("auto", "full") else _int_option(tile_pad, "--tile-pad")
     options = InferenceOptions(device, precision, parse_tile(tile), pad, ensemble)
@@ -175,7 +180,7 @@ def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tu
     for line in notes(results):
         out.print(line, style="dim", highlight=False, soft_wrap=True)
     err = console(stderr=True, quiet=quiet)
-    for path, render in ((json_path, results_json), (csv_path, results_csv)):
+    for path, render in ((json_path, results_json), (csv_path, results_csv), (markdown_path, results_markdown)):
         if path:
             err.print(f"wrote {write_report(path, render(results))}", highlight=False, soft_wrap=True)
     if save_images:
