@@ -141,6 +141,20 @@ def test_sigterm_to_the_process_group_still_writes_the_checkpoint(image_folder: 
     assert state["iteration"] >= 1
 
 
+def test_cli_lowpass_choice_reaches_the_run_config(image_folder: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from srcli.cli import main
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "dsgan", "--source", str(image_folder), "--target", str(image_folder),
+                                       "--out", str(run), "--iters", "1", "--batch", "2", "--patch", "12",
+                                       "--blocks", "1", "--features", "8", "--workers", "0", "--amp", "off",
+                                       "--perceptual", "none", "--lowpass", "gaussian", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["lowpass_gaussian"] is True
+
+
 def test_perceptual_vgg_needs_weights(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     config = tiny_config("esrgan", image_folder, tmp_path / "run", stage="gan", perceptual="vgg")

@@ -46,6 +46,9 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), help="torchvision vgg19 state dict for the perceptual loss.")
 @click.option("--gan-type", type=click.Choice(["ragan", "standard"]))
 @click.option("--degradation", help="LR maker: bicubic, dsgan:WEIGHTS or paired:LR_DIR.")
+@click.option("--lowpass", type=click.Choice(["box", "gaussian"]),
+              help="dsgan / --freq-sep: low-pass filter (5x5 box as in DSGAN, or Gaussian sigma 1: no negative "
+                   "side lobes, so the GAN's high-pass does not favour mid frequencies).")
 @click.option("--freq-sep", is_flag=True, default=None, help="Pixel loss on low frequencies, GAN on high frequencies (ESRGAN-FS).")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]))
 @click.option("--workers", type=int, help="DataLoader worker processes.")
@@ -65,6 +68,8 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     overrides["milestones"] = _int_list(milestones)
     overrides["data"] = list(data) or None
     overrides["source"] = list(source) or None
+    lowpass = overrides.pop("lowpass", None)
+    overrides["lowpass_gaussian"] = None if lowpass is None else lowpass == "gaussian"
     if resume:
         config = load_run_config(resume)
         if config.family != family:

@@ -254,8 +254,9 @@ class Trainer:
 
     def _pixel_term(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         if self.config.freq_sep:
-            kernel = self.config.lowpass_kernel
-            return losses.pixel_loss(self.config.pixel_loss, low_pass(sr.float(), kernel), low_pass(hr, kernel))
+            kernel, gaussian = self.config.lowpass_kernel, self.config.lowpass_gaussian
+            return losses.pixel_loss(self.config.pixel_loss, low_pass(sr.float(), kernel, gaussian),
+                                     low_pass(hr, kernel, gaussian))
         return losses.pixel_loss(self.config.pixel_loss, sr.float(), hr)
 
     def psnr_step(self, batch: dict[str, Any]) -> dict[str, float]:
