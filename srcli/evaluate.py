@@ -187,26 +187,29 @@ def save_sr(directory: Path, result: Result, name: str, sr: torch.Tensor) -> Pat
 def evaluate(datasets: Sequence[str | os.PathLike[str]], models: Sequence[str | ModelSpec], scales: Sequence[int], *,
              data_root: str | os.PathLike[str] | None = None, border: int | None = None, rgb: bool = False,
              options: InferenceOptions = InferenceOptions(), save_images: str | os.PathLike[str] | None = None,
-             progress: Progress | None = None) -> list[Result]:
+             progress: Progress | None = None, on_skip: Callable[[str], None] | None = None) -> list[Result]:
     """PSNR/SSIM for every model x scale x dataset; results ordered model, scale, dataset.
 
     ``border`` defaults to the scale; ``rgb`` measures on RGB instead of Y. ``progress`` is
-    called as (images done, total, label) after each SR image.
+    called as (images done, total, label) after each SR image; ``on_skip`` hears of model/scale
+    pairs left out because the model lacks that scale.
     """
     specs, scales = _unique([as_spec(m) for m in models]), _unique([int(s) for s in scales])
     _check_request(datasets, specs, scales, border)
     opened = {(index, scale): open_dataset(spec, scale, data_root)
               for index, spec in enumerate(datasets) for scale in scales}
-    runners = {(spec, scale): make_runner(spec, scale, options) for spec in specs for scale in scales}
-    parameters = {(spec, scale): parameter_count(spec, scale) for spec in specs for scale in scales}
+    runners = _runners(specs, scales, options, on_skip)
+    parameters = {key: parameter_count(*key) for key in runners}
     results = {(spec, scale, index): _empty_result(dataset, spec.name, scale, border, rgb, parameters[(spec, scale)])
-               for (index, scale), dataset in opened.items() for spec in specs}
-    total = sum(len(dataset.pairs) for dataset in opened.values()) * len(specs)
+               for (index, scale), dataset in opened.items() for spec in specs if (spec, scale) in runners}
+    total = sum(len(opened[(index, scale)].pairs) for (_, scale, index) in results)
     done = 0
     for (index, scale), dataset in opened.items():
         for pair in dataset.pairs:
             lr, hr = load_pair(pair, scale)
             for spec in specs:
+                if (spec, scale) not in runners:
+                    continue
                 result = results[(spec, scale, index)]
                 sr, seconds = _timed(runners[(spec, scale)], lr)
                 result.images.append(_measure(pair.name, sr, hr, result, seconds))
@@ -215,7 +218,33 @@ def evaluate(datasets: Sequence[str | os.PathLike[str]], models: Sequence[str | 
                 done += 1
                 if progress is not None:
                     progress(done, total, f"{dataset.name} x{scale} {result.model}")
-    return [results[(spec, scale, index)] for spec in specs for scale in scales for index in range(len(datasets))]
+    return [results[(spec, scale, index)] for spec in specs for scale in scales for index in range(len(datasets))
+            if (spec, scale, index) in results]
+
+
+def _runners(specs: list[ModelSpec], scales: list[int], options: InferenceOptions,
+             on_skip: Callable[[str], None] | None) -> dict[tuple[ModelSpec, int], Runner]:
+    """A runner per (model, scale); a model missing some of several scales is skipped there.
+
+    One table over x2/x3/x4 should not need every model at every scale; a model with none of
+    the requested scales is still an error.
+    """
+    from .weights import MissingScale
+
+    runners: dict[tuple[ModelSpec, int], Runner] = {}
+    for spec in specs:
+        skipped: list[MissingScale] = []
+        for scale in scales:
+            try:
+                runners[(spec, scale)] = make_runner(spec, scale, options)
+            except MissingScale as error:
+                skipped.append(error)
+        if len(skipped) == len(scales):
+            raise skipped[0]
+        for error in skipped:
+            if on_skip is not None:
+                on_skip(f"skipped: {error}")
+    return runners
 
 
 def _check_request(datasets: Sequence[Any], specs: list[ModelSpec], scales: list[int], border: int | None) -> None:

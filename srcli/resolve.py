@@ -8,7 +8,7 @@ from torch import nn
 from .checkpoint import load_model
 from .interpolate import check_alpha, interpolate_models
 from .nets.mdsr import MDSR, MDSRAtScale
-from .weights import WeightsError, find_entry, load_entry, load_shipped
+from .weights import MissingScale, WeightsError, find_entry, load_entry, load_shipped
 
 #: (PSNR-oriented, GAN) pairs that ``--alpha`` blends, keyed by either name.
 INTERPOLATION_PAIRS = {
@@ -45,7 +45,7 @@ def at_scale(model: nn.Module, scale: int | None, source: str) -> tuple[nn.Modul
     if scale is None:
         scale = scales[-1] if isinstance(model, MDSR) else scales[0]
     if scale not in scales:
-        raise ModelChoiceError(f"{source} is a x{'/x'.join(map(str, scales))} network; it cannot run at x{scale}")
+        raise MissingScale(f"{source} is a x{'/x'.join(map(str, scales))} network; it cannot run at x{scale}")
     if isinstance(model, MDSR):
         return MDSRAtScale(model, scale).eval(), scale
     return model, scale

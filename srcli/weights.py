@@ -25,6 +25,10 @@ class WeightsError(ValueError):
     """Missing, unknown or corrupted shipped weights; one line for the user."""
 
 
+class MissingScale(WeightsError):
+    """The model exists but not at the requested scale (a table of several scales can skip it)."""
+
+
 def weights_dir() -> Path:
     """``$SRCLI_WEIGHTS``, else the copy inside the installed package (``srcli/shipped_weights``,
     mapped from ``weights/`` at build time), else the checkout's ``weights/``."""
@@ -102,7 +106,7 @@ def find_entry(name: str, scale: int | None = None) -> WeightsEntry:
         if scale in entry.scales:
             return entry
     available = sorted({s for e in candidates for s in e.scales})
-    raise WeightsError(f"{name} is shipped for x{', x'.join(map(str, available))}, not x{scale}")
+    raise MissingScale(f"{name} is shipped for x{', x'.join(map(str, available))}, not x{scale}")
 
 
 def sha256_of(path: Path) -> str:

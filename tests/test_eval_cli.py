@@ -147,6 +147,17 @@ def test_markdown_table_has_parameters_speed_and_bicubic_beside_the_model(tiny_s
     assert f"{expected_parameters:,}" in result.output  # the console table shows them too
 
 
+def test_a_model_missing_one_of_several_scales_is_skipped_there(tiny_set: Path, tiny_weights: Path) -> None:
+    result = run_cli(str(tiny_set), "-m", "bicubic", "--weights", f"mine={tiny_weights}", "-x", "2", "-x", "3",
+                     "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "skipped:" in result.output and "x3" in result.output
+    skipped: list[str] = []
+    results = evaluate([tiny_set], ["bicubic", ModelSpec("mine", str(tiny_weights))], [2, 3], on_skip=skipped.append)
+    assert [(r.model, r.scale) for r in results] == [("bicubic", 2), ("bicubic", 3), ("mine", 2)]
+    assert len(skipped) == 1
+
+
 @pytest.mark.parametrize("args", [
     ["Set9", "--model", "bicubic", "--data-root", "{tmp}"],
     ["{set}", "--model", "bicubic", "-x", "2", "--border", "20"],

@@ -167,9 +167,10 @@ def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tu
 
     pad: str | int = tile_pad if tile_pad in ("auto", "full") else _int_option(tile_pad, "--tile-pad")
     options = InferenceOptions(device, precision, parse_tile(tile), pad, ensemble)
+    skipped: list[str] = []
     results = _run_with_progress(quiet, datasets=datasets, models=model_specs(models, weights),
                                  scales=scales or (4,), data_root=data_root, border=border, rgb=rgb,
-                                 options=options, save_images=save_images)
+                                 options=options, save_images=save_images, on_skip=skipped.append)
     out = console(stderr=False)
     if not out.is_terminal:
         out.width = max(out.width, 200)  # files and pipes: never wrap numbers
@@ -177,7 +178,7 @@ def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tu
         for table in per_image_tables(results):
             out.print(table)
     out.print(summary_table(results))
-    for line in notes(results):
+    for line in [*notes(results), *skipped]:
         out.print(line, style="dim", highlight=False, soft_wrap=True)
     err = console(stderr=True, quiet=quiet)
     for path, render in ((json_path, results_json), (csv_path, results_csv), (markdown_path, results_markdown)):
