@@ -84,6 +84,20 @@ def residual_std(images: list[torch.Tensor], clean_lr: list[torch.Tensor]) -> fl
     return sum(values) / len(values)
 
 
+def residual_autocorrelation(images: list[torch.Tensor], clean_lr: list[torch.Tensor],
+                             lags: tuple[int, ...] = (1, 2, 4)) -> tuple[float, ...]:
+    """Horizontal autocorrelation of (LR - bicubic LR) at ``lags``: white-ish noise falls to 0 by
+    lag 2, band-pass GAN 'noise' (e.g. period 4: negative at 2, positive at 4) does not."""
+    values = []
+    for lag in lags:
+        left = torch.cat([(i.double() - c.double())[..., :-lag].flatten() for i, c in zip(images, clean_lr)])
+        right = torch.cat([(i.double() - c.double())[..., lag:].flatten() for i, c in zip(images, clean_lr)])
+        left, right = left - left.mean(), right - right.mean()
+        denominator = (left.norm() * right.norm()).item()
+        values.append((left @ right).item() / denominator if denominator else float("nan"))
+    return tuple(values)
+
+
 def report(title: str, rows: list[tuple[str, tuple[float, ...]]], columns: tuple[str, ...] = COLUMNS) -> None:
     reference = rows[0][1]
     print(title)
@@ -105,14 +119,14 @@ def content_matched(weights: str, val: Path, scale: int = 4) -> dict[str, tuple[
     hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
     real = [read_rgb(p) for p in list_images([val / "lr"])]
     dsgan, bicubic = degrade_sets(hr, degrader, scale)
-    return {label: (*stats(images), residual_std(images, bicubic))
+    return {label: (*stats(images), residual_std(images, bicubic), *residual_autocorrelation(images, bicubic))
             for label, images in (("real", real), ("dsgan", dsgan), ("bicubic", bicubic))}
 
 
 def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str, dict[str, float]]:
     """DSGAN and bicubic LR statistics as ratios to the real corrupted LR of the same HR images."""
     table = content_matched(weights, val, scale)
-    names = (*COLUMNS, "residual_std")
+    names = (*COLUMNS, "residual_std")  # ratios only; the autocorrelations are printed by main()
     return {label: {name: round(value / reference, 3) for name, value, reference in zip(names, table[label], table["real"])}
             for label in ("dsgan", "bicubic")}
 
@@ -130,8 +144,13 @@ def main() -> None:
     val = Path(args.val)
     if (val / "hr").is_dir() and (val / "lr").is_dir():
         table = content_matched(args.weights, val, args.scale)
-        report("content-matched (Set14)", [("real corrupted LR", table["real"]), ("DSGAN(bicubic LR)", table["dsgan"]),
-                                            ("bicubic LR", table["bicubic"])], (*COLUMNS, "residual_std"))
+        width = len(COLUMNS) + 1
+        report("content-matched (Set14)", [("real corrupted LR", table["real"][:width]),
+                                            ("DSGAN(bicubic LR)", table["dsgan"][:width]),
+                                            ("bicubic LR", table["bicubic"][:width])], (*COLUMNS, "residual_std"))
+        print("  residual (LR - bicubic LR) horizontal autocorrelation at lags 1 / 2 / 4:")
+        for label in ("real", "dsgan"):
+            print(f"    {label:<8} " + " / ".join(f"{value:+.3f}" for value in table[label][width:]))
     source = [read_rgb(p) for p in list_images([args.source])[: args.limit]]
     clean = [crop_to_multiple(read_rgb(p), args.scale) for p in list_images([args.clean])[: args.limit]]
     dsgan, bicubic = degrade_sets(clean, degrader, args.scale)
