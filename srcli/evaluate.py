@@ -113,14 +113,13 @@ def as_spec(model: str | ModelSpec) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else ModelSpec(model)
 
 
-def parameter_count(spec: ModelSpec, scale: int) -> int | None:
-    """Parameters of the network behind ``spec`` at ``scale`` (MDSR: the whole shared model)."""
-    if spec.name == BICUBIC and spec.weights is None:
-        return None
-    from .resolve import resolve_model
+def parameter_count(runner: Runner) -> int | None:
+    """Parameters of the network behind a runner (None for bicubic), read off the loaded model.
 
-    network = resolve_model(None if spec.weights else spec.name, scale, spec.weights).network
-    return sum(parameter.numel() for parameter in network.parameters())
+    Model runners are ``Upscaler.upscale`` bound methods, so nothing is loaded a second time.
+    """
+    upscaler = getattr(runner, "__self__", None)
+    return None if upscaler is None else sum(parameter.numel() for parameter in upscaler.model.parameters())
 
 
 def bicubic_runner(scale: int) -> Runner:
@@ -199,7 +198,7 @@ def evaluate(datasets: Sequence[str | os.PathLike[str]], models: Sequence[str | 
     opened = {(index, scale): open_dataset(spec, scale, data_root)
               for index, spec in enumerate(datasets) for scale in scales}
     runners = _runners(specs, scales, options, on_skip)
-    parameters = {key: parameter_count(*key) for key in runners}
+    parameters = {key: parameter_count(runner) for key, runner in runners.items()}
     results = {(spec, scale, index): _empty_result(dataset, spec.name, scale, border, rgb, parameters[(spec, scale)])
                for (index, scale), dataset in opened.items() for spec in specs if (spec, scale) in runners}
     total = sum(len(opened[(index, scale)].pairs) for (_, scale, index) in results)
