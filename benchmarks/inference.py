@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from srcli import registry  # noqa: E402
 from srcli.checkpoint import load_model, save_model  # noqa: E402
-from srcli.device import pick_device  # noqa: E402
+from srcli.device import keep_large_allocations_on_heap, pick_device  # noqa: E402
 from srcli.receptive_field import calibration_images  # noqa: E402
 from srcli.upscaler import PRECISIONS, Upscaler  # noqa: E402
 
@@ -185,7 +185,9 @@ UPSCALER_ONLY = textwrap.dedent("""
     import sys, torch
     from srcli.checkpoint import load_model
     from srcli.imageio import read_image
+    from srcli.device import keep_large_allocations_on_heap
     from srcli.upscaler import Upscaler
+    keep_large_allocations_on_heap()
     image = read_image(sys.argv[2]).rgb
     Upscaler(load_model(sys.argv[1]), device=sys.argv[3], tile="auto").upscale(image)
 """)
@@ -240,13 +242,17 @@ def main() -> None:
     parser.add_argument("--set5", type=Path, default=REPO.parent / "shared" / "data" / "benchmarks" / "Set5")
     parser.add_argument("--skip-rss", action="store_true", help="skip the (slow on CPU) 2048x2048 CLI run")
     parser.add_argument("--only", help="run the speed rows only for networks whose label contains this")
+    parser.add_argument("--glibc-default", action="store_true",
+                        help="leave glibc's mmap-per-large-tensor behaviour on (srcli turns it off), to compare")
     args = parser.parse_args()
+    heap = False if args.glibc_default else keep_large_allocations_on_heap()
     sizes = QUICK if args.quick else FULL
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory(prefix="srcli-bench-") as folder:
         os.environ["SRCLI_CACHE"] = folder  # random weights: keep their calibrations out of ~/.cache
         print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads"
-              f"{' (quick: tiny sizes)' if args.quick else ''}")
+              f"{' (quick: tiny sizes)' if args.quick else ''}; large tensors "
+              f"{'kept on the heap (as the srcli CLI runs)' if heap else 'mmapped per allocation (glibc default)'}")
         matmul = {name: matmul_gflops(sizes.matmul, PRECISIONS[name], device, sizes.repeats) for name in ("fp32", "bf16")}
         print(f"matmul {sizes.matmul}^2: fp32 {matmul['fp32']:.0f} GFLOP/s, bf16 {matmul['bf16']:.0f} GFLOP/s")
         for label, config in sizes.networks.items():

@@ -22,8 +22,10 @@ Decisions:
 * EDSR/MDSR run with their linear sub-pixel tail folded into one fp32 low-resolution conv
   (``nets/tailfold.py``): equal to the unfolded net up to float rounding, ~10x fewer tail
   FLOPs, and no 256-channel tensors at 2x/4x resolution. ``fold=False`` runs the net as is.
-* Half precision runs under autocast with fp32 weights, so a tile that overflows
-  (NaN/Inf) is redone in fp32 with the same weights; ``notices`` says so once.
+* Half precision on the CPU runs a copy of the network with bf16 weights and no autocast
+  (``device.half_precision_copy``: ~30% faster than autocast, same arithmetic); on CUDA/MPS
+  it runs under autocast. The output conv / folded tail stay fp32 either way. A tile that
+  overflows (NaN/Inf) is redone with the fp32 network; ``notices`` says so once.
 """
 from __future__ import annotations
 
@@ -36,9 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .geometry import inverse_transform, transform  # noqa: F401  (re-exported)
-from .device import keep_output_layer_fp32, DeviceError, cpu_has_native_bf16, pick_device
+from .device import DeviceError, cpu_has_native_bf16, half_precision_copy, keep_output_layer_fp32, pick_device
 from .interpolate import interpolate_models
 from .nets.dsgan import DSGANGenerator
+from .nets.tailfold import exact_rings_only_on, tail_reach_of
 from .receptive_field import (
     DEFAULT_TOLERANCE, calibrated_pad, input_multiple, precision_context, round_up, theoretical_radius,
 )
@@ -168,7 +171,8 @@ class Upscaler:
         self.scale = scale if scale is not None else native_scale(model)
         self.multiple = input_multiple(model)
         self.model = self._prepare(model)
-        self.runner = self._fold(self.model) if fold else self.model
+        self.fp32_runner = self._fold(self.model) if fold else self.model
+        self.runner = self._half_copy(self.fp32_runner)
         self.tile = _check_tile(tile)
         self.tile_pad = _check_tile_pad(tile_pad)
         self.ensemble = ensemble
@@ -206,6 +210,16 @@ class Upscaler:
         if self.device.type in ("cpu", "cuda"):
             runner = runner.to(memory_format=torch.channels_last)
         return runner
+
+    def _half_copy(self, runner: nn.Module) -> nn.Module:
+        """What runs at ``self.dtype``: the fp32 runner itself, or (CPU half) its half-weight copy."""
+        if self.dtype == torch.float32 or self.device.type != "cpu":
+            return runner
+        return half_precision_copy(runner, self.dtype)
+
+    @property
+    def uses_autocast(self) -> bool:
+        return self.dtype != torch.float32 and self.runner is self.fp32_runner
 
     @property
     def precision(self) -> str:
@@ -264,7 +278,7 @@ class Upscaler:
             tiles = plan_tiles(height, width, tile_size, self.pad(), self.multiple)
         for done, tile in enumerate(tiles, start=1):
             region = read_region(image, tile)
-            result = self._run_region(region)
+            result = self._run_region(region, self._image_border_sides(tile, height, width))
             if result.shape[-2:] != (region.shape[-2] * scale, region.shape[-1] * scale):
                 raise ValueError(f"the network turned {tuple(region.shape[-2:])} into {tuple(result.shape[-2:])}, "
                                  f"not x{scale}: wrong scale for this model")
@@ -278,11 +292,22 @@ class Upscaler:
                 on_tile(done, len(tiles))
         return output
 
-    def _run_region(self, region: torch.Tensor) -> torch.Tensor:
+    def _image_border_sides(self, tile: Tile, height: int, width: int) -> tuple[bool, bool, bool, bool]:
+        """Sides of the region on the image border (top, bottom, left, right); all when it matters.
+
+        A folded tail's exact ring is only needed where the region ends at the image border:
+        sides facing another tile lose their outer ``pad >= reach`` pixels to the crop.
+        """
+        if self.ensemble or self._pad is None or self._pad < tail_reach_of(self.runner):
+            return (True, True, True, True)
+        return (tile.region_top == 0, tile.region_bottom >= height, tile.region_left == 0, tile.region_right >= width)
+
+    def _run_region(self, region: torch.Tensor, border_sides: tuple[bool, bool, bool, bool]) -> torch.Tensor:
         """Network output (float32, on the device) for one region, self-ensembled if asked."""
         region = region.to(self.device, non_blocking=True)
         if not self.ensemble:
-            return self._forward(region)
+            with exact_rings_only_on(self.runner, border_sides), exact_rings_only_on(self.fp32_runner, border_sides):
+                return self._forward(region)
         total = None
         for code in range(8):
             result = inverse_transform(self._forward(transform(region, code)), code)
@@ -293,11 +318,11 @@ class Upscaler:
         memory_format = torch.channels_last if self.device.type in ("cpu", "cuda") else torch.contiguous_format
         batch = batch.contiguous(memory_format=memory_format)
         with torch.inference_mode():
-            with precision_context(self.device, self.dtype):
+            with precision_context(self.device, self.dtype if self.uses_autocast else torch.float32):
                 result = self.runner(batch).float()
             if self.dtype != torch.float32 and not bool(torch.isfinite(result).all()):
                 self._note_fp32_redo()
-                result = self.runner(batch).float()
+                result = self.fp32_runner(batch).float()
         return result
 
     def _note_fp32_redo(self) -> None:

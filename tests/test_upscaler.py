@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -9,10 +10,10 @@ import torch
 from torch import nn
 
 from srcli import receptive_field, registry, upscaler
-from srcli.device import DeviceError
+from srcli.device import DeviceError, keeps_fp32
 from srcli.interpolate import interpolate_models
 from srcli.nets.mdsr import MDSRAtScale
-from srcli.nets.tailfold import FoldedTail
+from srcli.nets.tailfold import FoldedTail, tail_reach_of
 from srcli.receptive_field import (
     calibrated_pad, calibration_images, forward_plan, input_multiple, read_cache, theoretical_radius, _leaf_steps,
 )
@@ -312,19 +313,20 @@ def test_precision_rules(monkeypatch):
 
 
 class BreaksInHalfPrecision(nn.Module):
-    """A conv that returns NaN under autocast wherever the input has a saturated pixel."""
+    """Two convs; the first returns NaN when it computes in half precision on a saturated pixel."""
 
     scale = 1
 
     def __init__(self) -> None:
         super().__init__()
+        self.first = nn.Conv2d(3, 3, 3, padding=1)
         self.conv = nn.Conv2d(3, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
-        if torch.is_autocast_enabled("cpu") and bool((x >= 1).any()):
-            out = out * torch.nan
-        return out
+        hidden = self.first(x)
+        if hidden.dtype != torch.float32 and bool((x >= 1).any()):
+            hidden = hidden * torch.nan
+        return self.conv(hidden)
 
 
 def test_half_precision_overflow_redoes_the_tile_in_fp32_and_says_so_once():
@@ -332,9 +334,9 @@ def test_half_precision_overflow_redoes_the_tile_in_fp32_and_says_so_once():
     model = BreaksInHalfPrecision().eval()
     image = sample_image() * 0.5
     image[:, 2, 2] = 1.0
-    image[:, 20, 30] = 1.0
+    image[:, 20, 28] = 1.0
     heard = []
-    runner = Upscaler(model, device="cpu", precision="bf16", tile=8, tile_pad=1, on_notice=heard.append)
+    runner = Upscaler(model, device="cpu", precision="bf16", tile=8, tile_pad=2, on_notice=heard.append)
     result = runner.upscale(image)
     assert bool(torch.isfinite(result).all())
     assert runner.fp32_redone_tiles == 2 and len(runner.notices) == 1 and heard == runner.notices
@@ -450,3 +452,63 @@ def test_upscaler_runs_the_folded_tail_and_matches_the_unfolded_one():
     assert (folded.upscale(image) - plain.upscale(image)).abs().max().item() < 1e-5
     # the folded tail runs one conv at input resolution: no 64-channel tensor at 4x
     assert folded.max_region_pixels() > plain.max_region_pixels()
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_cpu_half_precision_runs_a_bf16_weight_copy_that_matches_autocast(name):
+    """The bf16-weight copy computes what autocast computes (both round weights to bf16)."""
+    model = tiny(name)
+    image = sample_image()
+    half = Upscaler(model, device="cpu", precision="bf16", tile=None)
+    assert half.runner is not half.fp32_runner and not half.uses_autocast
+    fp32_layers = [m for m in half.runner.modules() if keeps_fp32(m)]
+    assert fp32_layers, "the output layer must stay fp32"
+    for module in half.runner.modules():
+        if keeps_fp32(module):
+            assert all(p.dtype == torch.float32 for p in module.parameters())
+        elif isinstance(module, nn.Conv2d) and not any(module is inner for m in fp32_layers for inner in m.modules()):
+            assert module.weight.dtype == torch.bfloat16
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        batch = image[None].contiguous(memory_format=torch.channels_last)
+        reference = half.fp32_runner(batch).float()[0].clamp(0, 1)
+    assert (half.upscale(image) - reference).abs().max() <= 2 / 255
+    assert all(p.dtype == torch.float32 for p in half.fp32_runner.parameters())
+
+
+def test_keeping_large_allocations_on_the_heap_leaves_results_unchanged():
+    """The glibc tuning is a speed setting only: same bytes out, and later calls are no-ops."""
+    from srcli.device import keep_large_allocations_on_heap
+
+    model = tiny("edsr")
+    image = sample_image()
+    before = Upscaler(model, device="cpu", precision="fp32", tile=None).upscale(image)
+    applied = keep_large_allocations_on_heap()
+    assert applied == keep_large_allocations_on_heap()
+    if sys.platform.startswith("linux"):
+        big = torch.ones(64 * 1024 * 1024 // 4)  # above glibc's mmap ceiling: now a heap chunk
+        assert float(big.sum()) == big.numel()
+    after = Upscaler(model, device="cpu", precision="fp32", tile=None).upscale(image)
+    assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("tile_pad", ["full", 3])
+def test_tiled_folded_tail_skips_rings_facing_other_tiles_without_changing_the_output(tile_pad, monkeypatch):
+    """Rings are recomputed only on image-border sides when the pad covers the tail's reach."""
+    torch.manual_seed(1)
+    model = registry.build("edsr", scale=4, num_blocks=1, num_features=8).eval()
+    image = torch.rand(3, 29, 34)
+    folded = Upscaler(model, device="cpu", precision="fp32", tile=12, tile_pad=tile_pad)
+    plain = Upscaler(model, device="cpu", precision="fp32", tile=12, tile_pad=tile_pad, fold=False)
+    seen = []
+    original = FoldedTail.forward
+
+    def spy(self, x):  # noqa: ANN001, ANN202
+        seen.append(self.exact_sides)
+        return original(self, x)
+
+    monkeypatch.setattr(FoldedTail, "forward", spy)
+    assert folded.pad() >= tail_reach_of(folded.runner) > 0
+    assert (folded.upscale(image) - plain.upscale(image)).abs().max().item() < 1e-5
+    assert (True, True, True, True) not in seen and (True, False, True, False) in seen
+    assert all(sides == (True, True, True, True) for sides in [t.exact_sides for t in folded.runner.modules()
+                                                              if isinstance(t, FoldedTail)])

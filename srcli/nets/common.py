@@ -47,6 +47,8 @@ class MeanShift(nn.Conv2d):
     as ``sub_mean.weight``/``sub_mean.bias`` and we load those files unchanged.
     """
 
+    keeps_fp32 = True  # see MeanShift.forward
+
     def __init__(self, rgb_range: float, rgb_mean: tuple[float, float, float], sign: int = -1) -> None:
         super().__init__(3, 3, kernel_size=1)
         with torch.no_grad():

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +63,8 @@ def tail_reach(layers: list[nn.Module]) -> int:
 class FoldedTail(nn.Module):
     """A linear tail as one fp32 conv + pixel-shuffle, with exact border rings; see module doc."""
 
+    keeps_fp32 = True  # the 3-channel output must not be rounded to half precision
+
     def __init__(self, tail: nn.Module, in_channels: int) -> None:
         super().__init__()
         layers = linear_layers(tail)
@@ -78,6 +82,9 @@ class FoldedTail(nn.Module):
         # Not a submodule: hooks and module walks should see the folded conv, not the layers it
         # replaces. The caller keeps ``tail`` on the same device (it is part of the original net).
         object.__setattr__(self, "exact", tail)
+        # Which sides (top, bottom, left, right) get their exact ring: a tiler turns off the sides
+        # that face a neighbouring tile, whose outer ``reach`` pixels it crops away anyway.
+        self.exact_sides: tuple[bool, bool, bool, bool] = (True, True, True, True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -87,11 +94,35 @@ class FoldedTail(nn.Module):
                 return self.exact(x).float()
             out = F.pixel_shuffle(self.conv(x), scale)
             strip, edge = 2 * ring, ring * scale
-            out[..., :edge, :] = self.exact(x[..., :strip, :])[..., :edge, :]
-            out[..., -edge:, :] = self.exact(x[..., -strip:, :])[..., -edge:, :]
-            out[..., :, :edge] = self.exact(x[..., :, :strip])[..., :, :edge]
-            out[..., :, -edge:] = self.exact(x[..., :, -strip:])[..., :, -edge:]
+            top, bottom, left, right = self.exact_sides
+            if top:
+                out[..., :edge, :] = self.exact(x[..., :strip, :])[..., :edge, :]
+            if bottom:
+                out[..., -edge:, :] = self.exact(x[..., -strip:, :])[..., -edge:, :]
+            if left:
+                out[..., :, :edge] = self.exact(x[..., :, :strip])[..., :, :edge]
+            if right:
+                out[..., :, -edge:] = self.exact(x[..., :, -strip:])[..., :, -edge:]
             return out
+
+
+def tail_reach_of(module: nn.Module) -> int:
+    """Largest ring (input pixels) of the folded tails in ``module``; 0 if it has none."""
+    return max((m.reach for m in module.modules() if isinstance(m, FoldedTail)), default=0)
+
+
+@contextmanager
+def exact_rings_only_on(module: nn.Module, sides: tuple[bool, bool, bool, bool]) -> Iterator[None]:
+    """Run the folded tails in ``module`` with exact rings only on ``sides`` (restored after)."""
+    tails = [m for m in module.modules() if isinstance(m, FoldedTail)]
+    previous = [tail.exact_sides for tail in tails]
+    for tail in tails:
+        tail.exact_sides = sides
+    try:
+        yield
+    finally:
+        for tail, sides_before in zip(tails, previous):
+            tail.exact_sides = sides_before
 
 
 def _probe(tail: nn.Module, in_channels: int, scale: int, reach: int) -> tuple[torch.Tensor, torch.Tensor]:
