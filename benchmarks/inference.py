@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 
 from srcli import registry  # noqa: E402
 from srcli.checkpoint import load_model, save_model  # noqa: E402
-from srcli.device import keep_large_allocations_on_heap, pick_device  # noqa: E402
+from srcli import device as srcli_device  # noqa: E402
+from srcli.device import pick_device  # noqa: E402
 from srcli.receptive_field import calibration_images  # noqa: E402
 from srcli.upscaler import PRECISIONS, Upscaler  # noqa: E402
 
@@ -142,7 +143,7 @@ def speed_report(label: str, config: dict, sizes: Sizes, device: torch.device, m
               f"{achieved:7.1f} GFLOP/s = {achieved / matmul[precision]:5.1%} of matmul  "
               f"tile {sizes.tile} pad {pad} (calibrated in {calibration:.1f} s): "
               f"x{tiled_seconds / untiled_seconds:.2f} time, max diff {difference * 255:.3f}/255")
-        if whole.runner is not whole.model:
+        if whole.fp32_runner is not whole.model:  # a folded tail: show what folding buys
             unfolded = Upscaler(model, device=device, precision=precision, tile=None, fold=False)
             unfolded_flops = executed_conv_flops(unfolded, image)
             unfolded_seconds = timed(lambda: unfolded.upscale(image), device, sizes.repeats)
@@ -185,9 +186,7 @@ UPSCALER_ONLY = textwrap.dedent("""
     import sys, torch
     from srcli.checkpoint import load_model
     from srcli.imageio import read_image
-    from srcli.device import keep_large_allocations_on_heap
     from srcli.upscaler import Upscaler
-    keep_large_allocations_on_heap()
     image = read_image(sys.argv[2]).rgb
     Upscaler(load_model(sys.argv[1]), device=sys.argv[3], tile="auto").upscale(image)
 """)
@@ -245,14 +244,14 @@ def main() -> None:
     parser.add_argument("--glibc-default", action="store_true",
                         help="leave glibc's mmap-per-large-tensor behaviour on (srcli turns it off), to compare")
     args = parser.parse_args()
-    heap = False if args.glibc_default else keep_large_allocations_on_heap()
+    srcli_device.HEAP_ENABLED = heap = not args.glibc_default
     sizes = QUICK if args.quick else FULL
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory(prefix="srcli-bench-") as folder:
         os.environ["SRCLI_CACHE"] = folder  # random weights: keep their calibrations out of ~/.cache
         print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads"
               f"{' (quick: tiny sizes)' if args.quick else ''}; large tensors "
-              f"{'kept on the heap (as the srcli CLI runs)' if heap else 'mmapped per allocation (glibc default)'}")
+              f"{'kept on the heap while tiles run (as srcli runs)' if heap else 'mmapped per allocation (glibc default)'}")
         matmul = {name: matmul_gflops(sizes.matmul, PRECISIONS[name], device, sizes.repeats) for name in ("fp32", "bf16")}
         print(f"matmul {sizes.matmul}^2: fp32 {matmul['fp32']:.0f} GFLOP/s, bf16 {matmul['bf16']:.0f} GFLOP/s")
         for label, config in sizes.networks.items():

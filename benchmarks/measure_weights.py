@@ -18,7 +18,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from srcli.device import keep_large_allocations_on_heap  # noqa: E402
 from srcli.evaluate import InferenceOptions, ModelSpec, evaluate  # noqa: E402
 from srcli.upscaler import Upscaler  # noqa: E402
 from srcli.weights import find_entry, read_manifest, upsert_entry, weights_dir  # noqa: E402
@@ -27,7 +26,6 @@ from srcli.resolve import resolve_model  # noqa: E402
 
 def ms_per_megapixel(name: str, scale: int, size: int = 256, repeats: int = 2) -> float:
     """Wall-clock ms per *output* megapixel on the CPU in the default precision (tiles as needed)."""
-    keep_large_allocations_on_heap()  # as the srcli CLI runs
     resolved = resolve_model(name, scale)
     upscaler = Upscaler(resolved.network, scale=resolved.scale, device="cpu")
     image = torch.rand(3, size, size)

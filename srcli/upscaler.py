@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .geometry import inverse_transform, transform  # noqa: F401  (re-exported)
-from .device import DeviceError, cpu_has_native_bf16, half_precision_copy, keep_output_layer_fp32, pick_device
+from .device import (
+    DeviceError, cpu_has_native_bf16, half_precision_copy, keep_output_layer_fp32, large_allocations_on_heap, pick_device,
+)
 from .interpolate import interpolate_models
 from .nets.dsgan import DSGANGenerator
 from .nets.tailfold import exact_rings_only_on, tail_reach_of
@@ -270,12 +273,20 @@ class Upscaler:
         _check_image(image)
         channels, height, width = image.shape
         scale = self.scale
-        output = torch.empty(channels, height * scale, width * scale, dtype=torch.float32)
         tile_size = self.tile_size(height, width)
         if tile_size is None:
             tiles = plan_tiles(height, width, max(height, width), 0, self.multiple)
         else:
             tiles = plan_tiles(height, width, tile_size, self.pad(), self.multiple)
+        with large_allocations_on_heap() if self.device.type == "cpu" else nullcontext():
+            output = torch.empty(channels, height * scale, width * scale, dtype=torch.float32)
+            self._run_tiles(image, output, tiles, on_tile)
+        return output
+
+    def _run_tiles(self, image: torch.Tensor, output: torch.Tensor, tiles: list[Tile],
+                   on_tile: TileCallback | None) -> None:
+        channels, height, width = image.shape
+        scale = self.scale
         for done, tile in enumerate(tiles, start=1):
             region = read_region(image, tile)
             result = self._run_region(region, self._image_border_sides(tile, height, width))
@@ -290,7 +301,6 @@ class Upscaler:
                    tile.left * scale:(tile.left + tile.width) * scale] = result.clamp(0, 1).cpu()
             if on_tile is not None:
                 on_tile(done, len(tiles))
-        return output
 
     def _image_border_sides(self, tile: Tile, height: int, width: int) -> tuple[bool, bool, bool, bool]:
         """Sides of the region on the image border (top, bottom, left, right); all when it matters.

@@ -475,20 +475,23 @@ def test_cpu_half_precision_runs_a_bf16_weight_copy_that_matches_autocast(name):
     assert all(p.dtype == torch.float32 for p in half.fp32_runner.parameters())
 
 
-def test_keeping_large_allocations_on_the_heap_leaves_results_unchanged():
-    """The glibc tuning is a speed setting only: same bytes out, and later calls are no-ops."""
-    from srcli.device import keep_large_allocations_on_heap
+def test_large_allocations_on_heap_is_a_scoped_speed_setting(monkeypatch):
+    """Same bytes out with and without it; nests; a large block allocated inside is usable."""
+    from srcli import device
 
     model = tiny("edsr")
     image = sample_image()
-    before = Upscaler(model, device="cpu", precision="fp32", tile=None).upscale(image)
-    applied = keep_large_allocations_on_heap()
-    assert applied == keep_large_allocations_on_heap()
-    if sys.platform.startswith("linux"):
-        big = torch.ones(64 * 1024 * 1024 // 4)  # above glibc's mmap ceiling: now a heap chunk
+    monkeypatch.setattr(device, "HEAP_ENABLED", False)
+    with device.large_allocations_on_heap() as applied:
+        assert applied is False
+    plain = Upscaler(model, device="cpu", precision="fp32", tile=None).upscale(image)
+    monkeypatch.setattr(device, "HEAP_ENABLED", True)
+    with device.large_allocations_on_heap() as outer, device.large_allocations_on_heap() as inner:
+        assert outer == inner == (device._glibc() is not None)
+        big = torch.ones(64 * 1024 * 1024 // 4)  # above glibc's 32 MB mmap ceiling
         assert float(big.sum()) == big.numel()
-    after = Upscaler(model, device="cpu", precision="fp32", tile=None).upscale(image)
-    assert torch.equal(before, after)
+    assert device._heap_depth == 0
+    assert torch.equal(plain, Upscaler(model, device="cpu", precision="fp32", tile=None).upscale(image))
 
 
 @pytest.mark.parametrize("tile_pad", ["full", 3])

@@ -10,9 +10,6 @@ from .. import __version__
 @click.version_option(__version__, prog_name="srcli")
 def main() -> None:
     """Super-resolution from the command line: upscale, train, evaluate and mix SR networks."""
-    from ..device import keep_large_allocations_on_heap
-
-    keep_large_allocations_on_heap()  # ~25% faster CPU inference on large tiles; see its docstring
 
 
 def _register() -> None:

@@ -52,6 +52,8 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         flags.append(f"--init {config.init}")
     if config.degradation != "bicubic":
         flags.append(f"--degradation {config.degradation}")
+    if config.lowpass_gaussian and (config.family == "dsgan" or config.freq_sep):
+        flags.append("--lowpass gaussian")
     return {
         "command": " ".join(flags),
         "family": config.family,
