@@ -114,7 +114,8 @@ def matmul_gflops(size: int, dtype: torch.dtype, device: torch.device, repeats: 
     """Peak-ish throughput of this device in ``dtype``: one large square matmul."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    seconds = timed(lambda: a @ b, device, max(repeats, 3))
+    with srcli_device.large_allocations_on_heap():  # the same allocator setting as the networks get
+        seconds = timed(lambda: a @ b, device, max(repeats, 3))
     return 2 * size**3 / seconds / 1e9
 
 
@@ -124,10 +125,11 @@ def build_random(config: dict) -> nn.Module:
     return registry.build(config.pop("name"), **config).eval()
 
 
-def speed_report(label: str, config: dict, sizes: Sizes, device: torch.device, matmul: dict[str, float]) -> None:
+def speed_report(label: str, config: dict, sizes: Sizes, device: torch.device, matmul: dict[str, float],
+                 precisions: tuple[str, ...] = ("fp32", "bf16")) -> None:
     image = calibration_images(sizes.side, count=1, seed=3)[0]
     megapixels = sizes.side * sizes.side / 1e6
-    for precision in ("fp32", "bf16"):
+    for precision in precisions:
         model = build_random(config)
         whole = Upscaler(model, device=device, precision=precision, tile=None)
         tiled = Upscaler(model, device=device, precision=precision, tile=sizes.tile, tile_pad="auto")
@@ -241,6 +243,8 @@ def main() -> None:
     parser.add_argument("--set5", type=Path, default=REPO.parent / "shared" / "data" / "benchmarks" / "Set5")
     parser.add_argument("--skip-rss", action="store_true", help="skip the (slow on CPU) 2048x2048 CLI run")
     parser.add_argument("--only", help="run the speed rows only for networks whose label contains this")
+    parser.add_argument("--precision", action="append", choices=["fp32", "bf16"],
+                        help="speed rows in this precision only (repeatable; default both)")
     parser.add_argument("--glibc-default", action="store_true",
                         help="leave glibc's mmap-per-large-tensor behaviour on (srcli turns it off), to compare")
     args = parser.parse_args()
@@ -257,7 +261,7 @@ def main() -> None:
         for label, config in sizes.networks.items():
             if args.only and args.only.lower() not in label.lower():
                 continue
-            speed_report(label, config, sizes, device, matmul)
+            speed_report(label, config, sizes, device, matmul, tuple(args.precision or ("fp32", "bf16")))
         set5_report(args.weights, args.set5, device)
         if not args.skip_rss:
             rrdb = next(config for config in sizes.networks.values() if config["name"] == "esrgan")

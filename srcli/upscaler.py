@@ -12,8 +12,9 @@ Decisions:
   whose padded region fits. Activation bytes per input pixel are measured once with hooks
   (widest layer's input + output, times ``ACTIVATION_SAFETY`` for skips and allocator
   slack). The budget is 70% of free GPU memory on CUDA (``torch.cuda.mem_get_info``) and
-  1 GiB on CPU/MPS (tiles of a few hundred pixels are as fast as whole images there, and
-  with 2 GiB srcli upscale peaked at 3.8 GB RSS on a 2048^2 RRDBNet-23 x4 job).
+  1 GiB on CPU/MPS, or a quarter of MemAvailable if that is less (tiles of a few hundred
+  pixels are as fast as whole images there, and with 2 GiB srcli upscale peaked at 3.8 GB
+  RSS on a 2048^2 RRDBNet-23 x4 job).
 * ``tile_pad='auto'``: the calibrated pad (see ``receptive_field.calibrated_pad``),
   measured only when tiling actually happens; ``'full'``: the theoretical radius (exact).
 * Greyscale input is replicated to RGB per tile and the RGB result averaged back to one
@@ -40,7 +41,8 @@ from torch import nn
 
 from .geometry import inverse_transform, transform  # noqa: F401  (re-exported)
 from .device import (
-    DeviceError, cpu_has_native_bf16, half_precision_copy, keep_output_layer_fp32, large_allocations_on_heap, pick_device,
+    HEAP_KEEP_BETWEEN, DeviceError, cpu_has_native_bf16, half_precision_copy, keep_output_layer_fp32,
+    large_allocations_on_heap, pick_device, release_free_heap_above,
 )
 from .interpolate import interpolate_models
 from .nets.dsgan import DSGANGenerator
@@ -52,6 +54,7 @@ from .receptive_field import (
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CPU_ACTIVATION_BUDGET = 1 * 1024**3  # 2 GiB measured 3.81 GB peak RSS for RRDBNet-23 x4 on 2048^2
 CUDA_FREE_FRACTION = 0.7
+RAM_FRACTION = 0.25  # of MemAvailable: the output image and the batch's other buffers need the rest
 ACTIVATION_SAFETY = 2.0
 MIN_TILE = 32
 PROBE_SIDE = 16
@@ -73,6 +76,18 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "fp16" and device.type == "cpu":
         raise DeviceError("fp16 needs a CUDA or MPS device; use bf16 or fp32 on the CPU")
     return PRECISIONS[precision]
+
+
+def available_ram_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def native_scale(model: nn.Module) -> int:
@@ -250,7 +265,8 @@ class Upscaler:
             free, _ = torch.cuda.mem_get_info(self.device)
             budget = CUDA_FREE_FRACTION * free
         else:
-            budget = CPU_ACTIVATION_BUDGET
+            available = available_ram_bytes()
+            budget = CPU_ACTIVATION_BUDGET if available is None else min(CPU_ACTIVATION_BUDGET, available * RAM_FRACTION)
         return budget / self._bytes_per_pixel
 
     def tile_size(self, height: int, width: int) -> int | None:
@@ -299,6 +315,8 @@ class Upscaler:
                 result = result.mean(dim=0, keepdim=True)
             output[:, tile.top * scale:(tile.top + tile.height) * scale,
                    tile.left * scale:(tile.left + tile.width) * scale] = result.clamp(0, 1).cpu()
+            if self.device.type == "cpu":
+                release_free_heap_above(HEAP_KEEP_BETWEEN)
             if on_tile is not None:
                 on_tile(done, len(tiles))
 

@@ -230,13 +230,25 @@ def test_auto_tile_follows_the_memory_budget(monkeypatch):
     model = tiny("edsr")
     image = sample_image(40, 50)
     runner = Upscaler(model, device="cpu", precision="fp32", tile="auto", tile_pad="full")
-    assert runner.tile_size(40, 50) is None  # 2 GiB holds a tiny image whole
+    assert runner.tile_size(40, 50) is None  # 1 GiB holds a tiny image whole
     per_pixel = runner._bytes_per_pixel
     monkeypatch.setattr(upscaler, "CPU_ACTIVATION_BUDGET", per_pixel * 30 * 30)
     pad = theoretical_radius(model)
     assert runner.tile_size(40, 50) == max(upscaler.MIN_TILE, 30 - 2 * pad)
     whole = upscale(model, image, tile=None)
     assert (runner.upscale(image) - whole).abs().max() <= 1e-4
+
+
+def test_auto_tile_on_cpu_also_respects_available_ram(monkeypatch):
+    """A machine with little free RAM gets smaller tiles than the fixed CPU budget allows."""
+    model = tiny("edsr")
+    runner = Upscaler(model, device="cpu", precision="fp32", tile="auto", tile_pad="full")
+    assert runner.tile_size(40, 50) is None
+    per_pixel = runner._bytes_per_pixel
+    monkeypatch.setattr(upscaler, "available_ram_bytes", lambda: per_pixel * 30 * 30 / upscaler.RAM_FRACTION)
+    assert runner.tile_size(40, 50) == max(upscaler.MIN_TILE, 30 - 2 * theoretical_radius(model))
+    monkeypatch.setattr(upscaler, "available_ram_bytes", lambda: None)  # unreadable: the fixed budget
+    assert runner.tile_size(40, 50) is None
 
 
 def test_progress_callback_counts_tiles():
