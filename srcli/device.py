@@ -27,6 +27,11 @@ HEAP_ENABLED = True  # benchmarks flip this to show glibc's default behaviour
 _heap_depth = 0
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
 @lru_cache(maxsize=1)
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
@@ -35,14 +40,11 @@ def _glibc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.gnu_get_libc_version  # glibc only: musl has no mallopt tunables
         libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        if hasattr(libc, "mallinfo2"):  # glibc >= 2.33
+            libc.mallinfo2.restype = _MallInfo2
     except (OSError, AttributeError):
         return None
     return libc
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
 def release_free_heap_above(limit: int) -> bool:
@@ -56,11 +58,8 @@ def release_free_heap_above(limit: int) -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    mallinfo2 = getattr(libc, "mallinfo2", None)  # glibc >= 2.33
-    if mallinfo2 is not None:
-        mallinfo2.restype = _MallInfo2
-        if mallinfo2().fordblks <= limit:
-            return False
+    if hasattr(libc, "mallinfo2") and libc.mallinfo2().fordblks <= limit:
+        return False
     libc.malloc_trim(0)
     return True
 
@@ -155,12 +154,12 @@ def keep_output_layer_fp32(model: torch.nn.Module) -> torch.nn.Module | None:
     percent of the FLOPs, so keeping it fp32 is nearly free. Returns the patched layer.
     """
     convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
-    if not convs or getattr(convs[-1], "_srcli_fp32", False):
+    if not convs or keeps_fp32(convs[-1]):
         return None
     layer = convs[-1]
     # A bound method (not a closure) so that deepcopy (EMA copies, interpolation) rebinds it.
     layer.forward = types.MethodType(_fp32_conv_forward, layer)  # type: ignore[method-assign]
-    layer._srcli_fp32 = True  # type: ignore[attr-defined]
+    layer.keeps_fp32 = True  # type: ignore[attr-defined]
     return layer
 
 
@@ -171,7 +170,7 @@ def _fp32_conv_forward(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 def keeps_fp32(module: torch.nn.Module) -> bool:
     """Layers that must compute in fp32 whatever the precision (output conv, mean shift, folded tail)."""
-    return bool(getattr(module, "_srcli_fp32", False) or getattr(module, "keeps_fp32", False))
+    return bool(getattr(module, "keeps_fp32", False))
 
 
 def half_precision_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:

@@ -46,7 +46,7 @@ from .device import (
 )
 from .interpolate import interpolate_models
 from .nets.dsgan import DSGANGenerator
-from .nets.tailfold import exact_rings_only_on, tail_reach_of
+from .nets.tailfold import exact_rings_only_on, folded_tails
 from .receptive_field import (
     DEFAULT_TOLERANCE, calibrated_pad, input_multiple, precision_context, round_up, theoretical_radius,
 )
@@ -191,6 +191,8 @@ class Upscaler:
         self.model = self._prepare(model)
         self.fp32_runner = self._fold(self.model) if fold else self.model
         self.runner = self._half_copy(self.fp32_runner)
+        self._tails = folded_tails(self.fp32_runner) + ([] if self.runner is self.fp32_runner else folded_tails(self.runner))
+        self._tail_reach = max((tail.reach for tail in self._tails), default=0)
         self.tile = _check_tile(tile)
         self.tile_pad = _check_tile_pad(tile_pad)
         self.ensemble = ensemble
@@ -326,7 +328,7 @@ class Upscaler:
         A folded tail's exact ring is only needed where the region ends at the image border:
         sides facing another tile lose their outer ``pad >= reach`` pixels to the crop.
         """
-        if self.ensemble or self._pad is None or self._pad < tail_reach_of(self.runner):
+        if self.ensemble or self._pad is None or self._pad < self._tail_reach:
             return (True, True, True, True)
         return (tile.region_top == 0, tile.region_bottom >= height, tile.region_left == 0, tile.region_right >= width)
 
@@ -334,7 +336,7 @@ class Upscaler:
         """Network output (float32, on the device) for one region, self-ensembled if asked."""
         region = region.to(self.device, non_blocking=True)
         if not self.ensemble:
-            with exact_rings_only_on(self.runner, border_sides), exact_rings_only_on(self.fp32_runner, border_sides):
+            with exact_rings_only_on(self._tails, border_sides):
                 return self._forward(region)
         total = None
         for code in range(8):

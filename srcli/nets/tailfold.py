@@ -106,15 +106,19 @@ class FoldedTail(nn.Module):
             return out
 
 
+def folded_tails(*modules: nn.Module) -> list[FoldedTail]:
+    """The folded tails inside ``modules`` (found once, so tilers need no module walk per tile)."""
+    return [m for module in modules for m in module.modules() if isinstance(m, FoldedTail)]
+
+
 def tail_reach_of(module: nn.Module) -> int:
     """Largest ring (input pixels) of the folded tails in ``module``; 0 if it has none."""
-    return max((m.reach for m in module.modules() if isinstance(m, FoldedTail)), default=0)
+    return max((tail.reach for tail in folded_tails(module)), default=0)
 
 
 @contextmanager
-def exact_rings_only_on(module: nn.Module, sides: tuple[bool, bool, bool, bool]) -> Iterator[None]:
-    """Run the folded tails in ``module`` with exact rings only on ``sides`` (restored after)."""
-    tails = [m for m in module.modules() if isinstance(m, FoldedTail)]
+def exact_rings_only_on(tails: list[FoldedTail], sides: tuple[bool, bool, bool, bool]) -> Iterator[None]:
+    """Run ``tails`` with exact rings only on ``sides`` (restored after)."""
     previous = [tail.exact_sides for tail in tails]
     for tail in tails:
         tail.exact_sides = sides
