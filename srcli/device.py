@@ -156,7 +156,27 @@ def keep_output_layer_fp32(model: torch.nn.Module) -> torch.nn.Module | None:
     convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
     if not convs or keeps_fp32(convs[-1]):
         return None
-    layer = convs[-1]
+    return keep_layer_fp32(convs[-1])
+
+
+def keep_sensitive_layers_fp32(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The output conv plus the layers a family lists in ``fp32_layers``, all kept fp32.
+
+    Why a family lists a layer: RRDBNet's ``conv_hr`` feeds the output conv directly, so one
+    bf16 rounding step of its 64 output-resolution channels lands in the image; in fp32 it
+    halves the bf16 tiled-vs-untiled difference of the shipped esrgan weights for ~3% time.
+    """
+    kept = []
+    for name in getattr(model, "fp32_layers", ()):
+        layer = model.get_submodule(name)
+        if not keeps_fp32(layer):
+            kept.append(keep_layer_fp32(layer))
+    output = keep_output_layer_fp32(model)
+    return kept + ([output] if output is not None else [])
+
+
+def keep_layer_fp32(layer: torch.nn.Conv2d) -> torch.nn.Conv2d:
+    """Make one conv compute in fp32 whatever its input (autocast off, input cast up)."""
     # A bound method (not a closure) so that deepcopy (EMA copies, interpolation) rebinds it.
     layer.forward = types.MethodType(_fp32_conv_forward, layer)  # type: ignore[method-assign]
     layer.keeps_fp32 = True  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import keeps_fp32
 from .nets.esrgan import RRDBNet
 from .nets.mdsr import MDSR, MDSRAtScale
 from .nets.srresnet import MSRResNet
@@ -366,7 +367,10 @@ def weights_digest(model: nn.Module) -> str:
 
 def cache_key(model: nn.Module, dtype: torch.dtype, device: torch.device, tolerance: float) -> str:
     precision = str(dtype).removeprefix("torch.")
-    return f"{weights_digest(model)}|{precision}|{device.type}|tol={tolerance:.6g}|margin={PAD_MARGIN}"
+    key = f"{weights_digest(model)}|{precision}|{device.type}|tol={tolerance:.6g}|margin={PAD_MARGIN}"
+    if dtype != torch.float32:  # which layers stay fp32 changes the half-precision rounding
+        key += "|fp32=" + ",".join(name for name, module in model.named_modules() if keeps_fp32(module))
+    return key
 
 
 def read_cache() -> dict[str, dict]:

@@ -41,7 +41,7 @@ from torch import nn
 
 from .geometry import inverse_transform, transform  # noqa: F401  (re-exported)
 from .device import (
-    HEAP_KEEP_BETWEEN, DeviceError, cpu_has_native_bf16, half_precision_copy, keep_output_layer_fp32,
+    HEAP_KEEP_BETWEEN, DeviceError, cpu_has_native_bf16, half_precision_copy, keep_sensitive_layers_fp32,
     large_allocations_on_heap, pick_device, release_free_heap_above,
 )
 from .interpolate import interpolate_models
@@ -52,6 +52,14 @@ from .receptive_field import (
 )
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Auto precision and bf16: bf16 rounds every layer output, and the far-away change a tile border
+# makes flips some roundings; the flips cascade through the whole receptive field instead of fading,
+# so with the calibrated pad shipped models' bf16 tiles differed from untiled by up to 0.82/255
+# (edsr) and 0.86/255 (esrgan-psnr) on Set5+Set14 (benchmarks/tiling.py), above the 0.5/255
+# promise. Only the theoretical pad makes bf16 tiles exact. Up to this radius (EDSR/MDSR baseline,
+# SRResNet, DSGAN: 18-44 px) that costs ~10-25% on CPU-sized tiles, less than fp32's ~2x, so auto
+# keeps bf16 and tiles with the full pad; deeper networks (RRDBNet: 94-349 px) run fp32.
+AUTO_BF16_MAX_RADIUS = 48
 CPU_ACTIVATION_BUDGET = 1 * 1024**3  # 2 GiB measured 3.81 GB peak RSS for RRDBNet-23 x4 on 2048^2
 CUDA_FREE_FRACTION = 0.7
 RAM_FRACTION = 0.25  # of MemAvailable: the output image and the batch's other buffers need the rest
@@ -188,7 +196,11 @@ class Upscaler:
         self.dtype = resolve_precision(precision, self.device)
         self.scale = scale if scale is not None else native_scale(model)
         self.multiple = input_multiple(model)
+        self.tolerance = tolerance
         self.model = self._prepare(model)
+        self.exact_half_tiles = False
+        if precision == "auto":
+            self._settle_auto_precision()
         self.fp32_runner = self._fold(self.model) if fold else self.model
         self.runner = self._half_copy(self.fp32_runner)
         self._tails = folded_tails(self.fp32_runner) + ([] if self.runner is self.fp32_runner else folded_tails(self.runner))
@@ -196,7 +208,6 @@ class Upscaler:
         self.tile = _check_tile(tile)
         self.tile_pad = _check_tile_pad(tile_pad)
         self.ensemble = ensemble
-        self.tolerance = tolerance
         self.on_notice = on_notice
         self.notices: list[str] = []
         self.fp32_redone_tiles = 0
@@ -215,8 +226,16 @@ class Upscaler:
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         if self.dtype != torch.float32:
-            keep_output_layer_fp32(model)
+            keep_sensitive_layers_fp32(model)
         return model
+
+    def _settle_auto_precision(self) -> None:
+        """Auto bf16 must keep tiled == untiled: full-pad tiles where affordable, else fp32."""
+        if self.dtype != torch.bfloat16:
+            return
+        self.exact_half_tiles = theoretical_radius(self.model) <= AUTO_BF16_MAX_RADIUS
+        if not self.exact_half_tiles:
+            self.dtype = torch.float32
 
     def _fold(self, model: nn.Module) -> nn.Module:
         """The network as it runs: linear tails folded where the family supports it (nets/tailfold.py).
@@ -250,7 +269,7 @@ class Upscaler:
     def pad(self) -> int:
         """Context per tile side in input pixels (calibrated once, lazily: only tiling needs it)."""
         if self._pad is None:
-            if self.tile_pad == "full":
+            if self.tile_pad == "full" or (self.tile_pad == "auto" and self.exact_half_tiles):
                 pad = theoretical_radius(self.model)
             elif self.tile_pad == "auto":
                 pad = calibrated_pad(self.model, device=self.device, dtype=self.dtype, tolerance=self.tolerance)

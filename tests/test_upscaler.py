@@ -527,3 +527,24 @@ def test_tiled_folded_tail_skips_rings_facing_other_tiles_without_changing_the_o
     assert (True, True, True, True) not in seen and (True, False, True, False) in seen
     assert all(sides == (True, True, True, True) for sides in [t.exact_sides for t in folded.runner.modules()
                                                               if isinstance(t, FoldedTail)])
+
+
+@pytest.mark.parametrize("name", ["edsr", "esrgan"])
+def test_auto_bf16_tiles_with_the_full_pad_so_tiled_equals_untiled(name, monkeypatch):
+    """bf16 rounding flips cascade past any calibrated pad; auto precision keeps tiles exact anyway."""
+    monkeypatch.setattr(upscaler, "cpu_has_native_bf16", lambda: True)
+    model = tiny(name)
+    image = sample_image(30, 34)
+    auto = Upscaler(model, device="cpu", precision="auto", tile=9)
+    assert auto.dtype == torch.bfloat16
+    assert auto.pad() == receptive_field.round_up(theoretical_radius(model), auto.multiple)
+    untiled = Upscaler(model, device="cpu", precision="auto", tile=None).upscale(image)
+    assert (auto.upscale(image) - untiled).abs().max() <= 1e-4
+    forced = Upscaler(model, device="cpu", precision="bf16", tile=9)  # what the user asks for, they get
+    assert forced.pad() == calibrated_pad(forced.model, dtype=torch.bfloat16)
+    # a network too deep for full-pad tiles runs fp32 under auto, tiled or not
+    monkeypatch.setattr(upscaler, "AUTO_BF16_MAX_RADIUS", 0)
+    for tile in (None, 9):
+        deep = Upscaler(model, device="cpu", precision="auto", tile=tile)
+        assert deep.dtype == torch.float32 and deep.runner is deep.fp32_runner
+        assert torch.equal(deep.upscale(image), upscale(model, image, tile=tile))

@@ -50,6 +50,8 @@ class RRDBNet(ConfigurableModule):
     """RRDBNet; ``unshuffle`` > 1 is Real-ESRGAN's pixel-unshuffle input (x2: 12 ch, x1: 48 ch)."""
 
     architecture = "esrgan"
+    # Kept fp32 at half precision (device.keep_sensitive_layers_fp32): it feeds the output conv.
+    fp32_layers = ("conv_hr",)
 
     def __init__(
         self,
