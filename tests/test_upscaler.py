@@ -548,3 +548,12 @@ def test_auto_bf16_tiles_with_the_full_pad_so_tiled_equals_untiled(name, monkeyp
         deep = Upscaler(model, device="cpu", precision="auto", tile=tile)
         assert deep.dtype == torch.float32 and deep.runner is deep.fp32_runner
         assert torch.equal(deep.upscale(image), upscale(model, image, tile=tile))
+
+
+def test_rrdbnet_keeps_the_conv_feeding_its_output_in_fp32_at_half_precision():
+    model = tiny("esrgan")
+    half = Upscaler(model, device="cpu", precision="bf16", tile=None)
+    assert half.runner.conv_hr.weight.dtype == torch.float32 and keeps_fp32(half.runner.conv_hr)
+    assert half.runner.conv_last.weight.dtype == torch.float32
+    assert half.runner.conv_body.weight.dtype == torch.bfloat16
+    assert half.upscale(sample_image()).dtype == torch.float32
