@@ -9,7 +9,10 @@ Per set, in 8-bit levels:
 * noise: Immerkaer's fast noise estimate on Y, whole image;
 * flat noise: the same estimate in the flattest 10% of 16x16 blocks (content barely leaks in);
 * RGB flat noise: flat noise per RGB channel, averaged (Y hides colour noise);
-* residual std (content-matched only): RGB std of (LR - bicubic LR of the same HR image).
+* residual std (content-matched only): RGB std of (LR - bicubic LR of the same HR image);
+* per radial frequency band (content-matched only, Y): the signal gain (cross-power of LR with
+  the bicubic LR over the bicubic LR's power: <1 where the degradation blurs) and the residual
+  power (power of LR - bicubic LR over the bicubic LR's power: the noise the degradation adds).
 Target: DSGAN within 20% of the reference, bicubic far from it.
 
     python benchmarks/dsgan_stats.py --weights weights/dsgan_x4.safetensors \
@@ -98,6 +101,33 @@ def residual_autocorrelation(images: list[torch.Tensor], clean_lr: list[torch.Te
     return tuple(values)
 
 
+BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.71))
+
+
+def spectral_bands(images: list[torch.Tensor], clean_lr: list[torch.Tensor]) -> list[tuple[float, float]]:
+    """(signal gain, residual power) per radial band of cycles/pixel, both relative to the clean LR.
+
+    Why: one std mixes blur and noise; a degradation can match the total and still be wrong per
+    frequency (too little noise at 0.3-0.5, sharpening near Nyquist), which an SR network then
+    learns to undo wrongly.
+    """
+    totals = torch.zeros(len(BANDS), 3, dtype=torch.float64)  # cross, clean power, residual power
+    for image, clean in zip(images, clean_lr):
+        height, width = min(image.shape[-2], clean.shape[-2]), min(image.shape[-1], clean.shape[-1])
+        degraded = luma(image[..., :height, :width])[0, 0].double()
+        reference = luma(clean[..., :height, :width])[0, 0].double()
+        spectrum_d = torch.fft.fft2(degraded - degraded.mean())
+        spectrum_r = torch.fft.fft2(reference - reference.mean())
+        radius = torch.sqrt(torch.fft.fftfreq(height)[:, None] ** 2 + torch.fft.fftfreq(width)[None, :] ** 2)
+        for index, (low, high) in enumerate(BANDS):
+            band = (radius >= low) & (radius < high)
+            d, r = spectrum_d[band], spectrum_r[band]
+            totals[index, 0] += (d * r.conj()).real.sum()
+            totals[index, 1] += r.abs().square().sum()
+            totals[index, 2] += (d - r).abs().square().sum()
+    return [(float(cross / power), float(residual / power)) for cross, power, residual in totals]
+
+
 def report(title: str, rows: list[tuple[str, tuple[float, ...]]], columns: tuple[str, ...] = COLUMNS) -> None:
     reference = rows[0][1]
     print(title)
@@ -119,8 +149,11 @@ def content_matched(weights: str, val: Path, scale: int = 4) -> dict[str, tuple[
     hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
     real = [read_rgb(p) for p in list_images([val / "lr"])]
     dsgan, bicubic = degrade_sets(hr, degrader, scale)
-    return {label: (*stats(images), residual_std(images, bicubic), *residual_autocorrelation(images, bicubic))
-            for label, images in (("real", real), ("dsgan", dsgan), ("bicubic", bicubic))}
+    table = {label: (*stats(images), residual_std(images, bicubic), *residual_autocorrelation(images, bicubic))
+             for label, images in (("real", real), ("dsgan", dsgan), ("bicubic", bicubic))}
+    table["bands"] = tuple((*real_band, *dsgan_band) for real_band, dsgan_band in
+                           zip(spectral_bands(real, bicubic), spectral_bands(dsgan, bicubic)))
+    return table
 
 
 def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str, dict[str, float]]:
@@ -151,6 +184,9 @@ def main() -> None:
         print("  residual (LR - bicubic LR) horizontal autocorrelation at lags 1 / 2 / 4:")
         for label in ("real", "dsgan"):
             print(f"    {label:<8} " + " / ".join(f"{value:+.3f}" for value in table[label][width:]))
+        print("  per frequency band (cycles/pixel, Y): signal gain real / dsgan, residual power real / dsgan")
+        for (low, high), (gain_real, residual_real, gain_dsgan, residual_dsgan) in zip(BANDS, table["bands"]):
+            print(f"    {low:.1f}-{high:.2f}  {gain_real:.3f} / {gain_dsgan:.3f}   {residual_real:.3f} / {residual_dsgan:.3f}")
     source = [read_rgb(p) for p in list_images([args.source])[: args.limit]]
     clean = [crop_to_multiple(read_rgb(p), args.scale) for p in list_images([args.clean])[: args.limit]]
     dsgan, bicubic = degrade_sets(clean, degrader, args.scale)
