@@ -204,6 +204,19 @@ def test_export_round_trip_and_manifest(image_folder: Path, tmp_path: Path) -> N
     assert manifest[0]["recipe"]["iterations"] == 4 and manifest[0]["scales"] == [2]
 
 
+def test_recipe_command_carries_changed_loss_weights_and_freq_sep(tmp_path: Path) -> None:
+    """The manifest's command must reproduce a GAN run whose loss balance differs from the paper's."""
+    from srcli.train.config import resolve_config
+    from srcli.train.export import recipe
+
+    config = resolve_config("esrgan", overrides={"stage": "gan", "pixel_weight": 1.0, "perceptual": "none",
+                                                 "freq_sep": True, "data": ["hr"]})
+    command = recipe(config, 10, tmp_path)["command"]
+    assert "--pixel-weight 1" in command and "--freq-sep" in command and "--stage gan" in command
+    assert "--gan-weight" not in command  # the paper's 5e-3 is the default
+    assert "--pixel-weight" not in recipe(resolve_config("edsr", overrides={"data": ["hr"]}), 10, tmp_path)["command"]
+
+
 def test_init_from_x2_skips_tail(image_folder: Path, tmp_path: Path) -> None:
     config = tiny_config("edsr", image_folder, tmp_path / "x2", iters=2)
     train(config, progress=False, echo=lambda text: None)

@@ -44,6 +44,9 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--pixel-loss", type=click.Choice(["l1", "mse"]))
 @click.option("--perceptual", type=click.Choice(["vgg", "dfeat", "none"]), help="GAN stages: VGG19 features, discriminator features, or none.")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), help="torchvision vgg19 state dict for the perceptual loss.")
+@click.option("--pixel-weight", type=float, help="Weight of the pixel loss (GAN stages: ESRGAN 1e-2, SRGAN 0).")
+@click.option("--perceptual-weight", type=float, help="Weight of the perceptual loss.")
+@click.option("--gan-weight", type=float, help="Weight of the adversarial loss (ESRGAN 5e-3, SRGAN 1e-3).")
 @click.option("--gan-type", type=click.Choice(["ragan", "standard"]))
 @click.option("--degradation", help="LR maker: bicubic, dsgan:WEIGHTS or paired:LR_DIR.")
 @click.option("--lowpass", type=click.Choice(["box", "gaussian"]),

@@ -12,7 +12,7 @@ import torch
 from ..checkpoint import save_model
 from ..nets.common import count_parameters
 from ..weights import sha256_of, upsert_entry
-from .config import TrainConfig
+from .config import TrainConfig, resolve_config
 from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config
 
 
@@ -36,6 +36,14 @@ def training_seconds(run_dir: Path) -> float:
     return last_iteration / statistics.median(rates)
 
 
+def _changed_weights(config: TrainConfig) -> list[str]:
+    """Loss-weight flags where the run differs from its family's defaults, so the command reproduces it."""
+    defaults = resolve_config(config.family, overrides={"stage": config.stage})
+    return [f"--{name.replace('_', '-')} {getattr(config, name):g}"
+            for name in ("pixel_weight", "perceptual_weight", "gan_weight")
+            if getattr(config, name) != getattr(defaults, name)]
+
+
 def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
     hours = training_seconds(run_dir) / 3600
     flags = [f"srcli train {config.family}", *[f"--data {d}" for d in config.data],
@@ -52,8 +60,11 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         flags.append(f"--init {config.init}")
     if config.degradation != "bicubic":
         flags.append(f"--degradation {config.degradation}")
+    if config.freq_sep:
+        flags.append("--freq-sep")
     if config.lowpass_gaussian and (config.family == "dsgan" or config.freq_sep):
         flags.append("--lowpass gaussian")
+    flags += _changed_weights(config)
     return {
         "command": " ".join(flags),
         "family": config.family,
@@ -66,6 +77,9 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         "pixel_loss": config.pixel_loss,
         "perceptual": config.perceptual if config.stage == "gan" else "none (PSNR stage)",
         "gan": f"{config.gan_type} x{config.gan_weight:g}" if config.stage == "gan" else None,
+        "pixel_weight": config.pixel_weight,
+        "perceptual_weight": config.perceptual_weight if config.stage == "gan" else 0.0,
+        "freq_sep": config.freq_sep,
         "degradation": config.degradation,
         "amp": config.amp,
         "train_hours_estimate": round(hours, 3),
