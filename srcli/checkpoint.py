@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import registry
+from .files import default_permissions
 
 SUPPORTED_FORMATS = (
     "srcli .safetensors; EDSR-PyTorch EDSR/MDSR .pt; ESRGAN old/new RRDBNet .pth; "
@@ -112,6 +113,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], extra: dict[str, 
         temporary = Path(handle.name)
     try:
         save_file(state, str(temporary), metadata=model_metadata(model, extra))
+        default_permissions(temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

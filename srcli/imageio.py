@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError, features
 
+from .files import default_permissions
+
 DEFAULT_MAX_PIXELS = 64_000_000
 READ_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "TIFF", "GIF")
 _EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tiff", "BMP": ".bmp"}
@@ -466,9 +468,7 @@ def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], overwrite: boo
             encode(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        default_permissions(temp)
         if overwrite:
             os.replace(temp, path)
         else:

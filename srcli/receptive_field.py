@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import keeps_fp32
+from .files import default_permissions
 from .nets.esrgan import RRDBNet
 from .nets.mdsr import MDSR, MDSRAtScale
 from .nets.srresnet import MSRResNet
@@ -394,6 +395,7 @@ def write_cache_entry(key: str, entry: dict) -> None:
                                          delete=False) as handle:
             temporary = Path(handle.name)
             json.dump(data, handle, indent=1, sort_keys=True)
+        default_permissions(temporary)
         os.replace(temporary, path)
     except OSError:
         pass

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, load_model
+from .files import default_permissions
 
 MANIFEST_NAME = "manifest.json"
 
@@ -76,6 +77,7 @@ def write_manifest(entries: list[dict[str, Any]], directory: Path | None = None)
     with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as handle:
         handle.write(text)
         temporary = Path(handle.name)
+    default_permissions(temporary)
     os.replace(temporary, path)
     return path
 

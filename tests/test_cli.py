@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,9 @@ def test_alpha_on_the_fly_and_interpolate_command(shipped: Path, images: Path, t
     assert run("interpolate", "--alpha", "0.5", "-o", str(target)).exit_code == 0
     half = load_model(target).state_dict()["conv_first.weight"]
     assert torch.allclose(half, 0.5 * (psnr_model.conv_first.weight + gan_model.conv_first.weight), atol=1e-6)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
     result = CliRunner().invoke(main, ["interpolate", "--alpha", "0.5", "-o", str(target)])
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert run("upscale", str(images / "a.png"), "-m", "esrgan", "--alpha", "0.3", "-o", str(tmp_path / "u"), "-q").exit_code == 0

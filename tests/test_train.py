@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from srcli.checkpoint import load_model
+from srcli.checkpoint import load_model, read_state_dict
 from srcli.train.config import ConfigError, parse_duration, resolve_config
 from srcli.train.export import export_run
 from srcli.train.trainer import TrainError, Trainer, train
@@ -202,6 +202,27 @@ def test_export_round_trip_and_manifest(image_folder: Path, tmp_path: Path) -> N
     manifest = read_manifest(tmp_path / "weights")
     assert manifest[0]["name"] == "edsr" and manifest[0]["sha256"] == entry["sha256"]
     assert manifest[0]["recipe"]["iterations"] == 4 and manifest[0]["scales"] == [2]
+
+
+def test_export_best_ships_the_best_validated_weights(image_folder: Path, tmp_path: Path) -> None:
+    config = tiny_config("edsr", image_folder, tmp_path / "run", iters=4, val=str(image_folder), val_every=2)
+    train(config, progress=False, echo=lambda text: None)
+    best_tensors, best_metadata = read_state_dict(tmp_path / "run" / "best.safetensors")
+    entry = export_run(tmp_path / "run", tmp_path / "weights" / "edsr_x2.safetensors", which="best")
+    exported, _ = read_state_dict(tmp_path / "weights" / "edsr_x2.safetensors")
+    assert all(torch.equal(exported[key], value) for key, value in best_tensors.items())
+    assert entry["recipe"]["iterations"] == int(best_metadata["iteration"]) in (2, 4)
+    without_best = _copy_without_best(tmp_path / "run", tmp_path / "no_best")
+    with pytest.raises(TrainError, match="best.safetensors"):
+        export_run(without_best, tmp_path / "other.safetensors", which="best", manifest=False)
+
+
+def _copy_without_best(run: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, target)
+    (target / "best.safetensors").unlink()
+    return target
 
 
 def test_recipe_command_carries_changed_loss_weights_and_freq_sep(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .safetensors file.")
 @click.option("--name", help="Model name in the manifest (default: file stem before _x).")
-@click.option("--which", type=click.Choice(["ema", "raw"]), default="ema", show_default=True, help="EMA or raw generator.")
+@click.option("--which", type=click.Choice(["ema", "raw", "best"]), default="ema", show_default=True,
+              help="EMA or raw generator of the last checkpoint, or the best-validation weights.")
 @click.option("--license", "license_name", default="MIT", show_default=True)
 @click.option("--no-manifest", is_flag=True, help="Do not add an entry to manifest.json beside the output.")
 @click.option("--overwrite", is_flag=True)

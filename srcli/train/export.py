@@ -9,15 +9,15 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import save_model
+from ..checkpoint import read_state_dict, save_model
 from ..nets.common import count_parameters
 from ..weights import sha256_of, upsert_entry
 from .config import TrainConfig, resolve_config
 from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config
 
 
-def training_seconds(run_dir: Path) -> float:
-    """Steady-state estimate of training time: iterations / median logged rate.
+def training_seconds(run_dir: Path, iterations: int | None = None) -> float:
+    """Steady-state estimate of training time: iterations (default: the last logged) / median logged rate.
 
     Summing logged windows would also count time the process was paused or starved by other
     work on the machine; the median rate of the logged windows ignores such outliers.
@@ -33,7 +33,7 @@ def training_seconds(run_dir: Path) -> float:
             last_iteration = max(last_iteration, int(record["iteration"]))
     if not rates:
         return 0.0
-    return last_iteration / statistics.median(rates)
+    return (last_iteration if iterations is None else iterations) / statistics.median(rates)
 
 
 def _changed_weights(config: TrainConfig) -> list[str]:
@@ -45,7 +45,7 @@ def _changed_weights(config: TrainConfig) -> list[str]:
 
 
 def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
-    hours = training_seconds(run_dir) / 3600
+    hours = training_seconds(run_dir, iteration) / 3600
     flags = [f"srcli train {config.family}", *[f"--data {d}" for d in config.data],
              *[f"--source {d}" for d in config.source], f"-x {config.scale}", f"--iters {config.iters}",
              f"--batch {config.batch}", f"--patch {config.patch}", f"--lr {config.lr:g}",
@@ -88,19 +88,36 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
     }
 
 
+def _load_best(run_dir: Path, model: torch.nn.Module) -> int:
+    """Load the run's best-validation weights into ``model``; returns the iteration they are from.
+
+    Why: a GAN stage can get worse as it goes on (artifacts), and the best validated network
+    is then the one worth shipping, not the last.
+    """
+    best = run_dir / "best.safetensors"
+    if not best.is_file():
+        raise TrainError(f"{run_dir} has no best.safetensors (the run had no --val)")
+    tensors, metadata = read_state_dict(best)
+    model.load_state_dict(tensors)
+    return int(json.loads(metadata.get("iteration", "0")))
+
+
 def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = None, which: str = "ema",
                license_name: str = "MIT", manifest: bool = True) -> dict[str, Any]:
     """Write the generator of ``run_dir`` to ``output``; add/update its manifest entry beside it."""
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
-    if not checkpoint.is_file():
-        raise TrainError(f"{run_dir} has no checkpoint to export")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    key = "generator_ema" if which == "ema" and "generator_ema" in state else "generator"
     model = build_generator(config)
-    model.load_state_dict(state[key])
-    iteration = int(state["iteration"])
+    if which == "best":
+        key, iteration = "best_validation", _load_best(run_dir, model)
+    else:
+        checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
+        if not checkpoint.is_file():
+            raise TrainError(f"{run_dir} has no checkpoint to export")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        key = "generator_ema" if which == "ema" and "generator_ema" in state else "generator"
+        model.load_state_dict(state[key])
+        iteration = int(state["iteration"])
     name = name or Path(output).stem.split("_x")[0]
     run_recipe = recipe(config, iteration, run_dir)
     output = save_model(model.eval(), output, extra={"name": name, "recipe": run_recipe, "weights": key,
