@@ -46,7 +46,9 @@ def model_options(function: Any) -> Any:
         click.option("--tile-pad", default="auto", show_default=True, help="Overlap per tile side: auto (calibrated), full, or pixels."),
         click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations averaged; 8x slower)."),
         click.option("--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps."),
-        click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+                     help="auto: fp16 on CUDA; on CPUs with native bf16, bf16 with exact full-pad tiles for "
+                          "shallow networks (EDSR, MDSR, SRResNet) and fp32 for RRDBNet; else fp32."),
     ]
     for option in reversed(options):
         function = option(function)
