@@ -277,6 +277,9 @@ def test_compare_draws_panels(shipped: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "bicubic" in result.output and "edsr" in result.output
     sheet = Image.open(target)
     assert sheet.width == 3 * 64 + 2 * 4  # HR, bicubic, edsr crops of 32 px zoomed 2x, 4 px gaps
+    result = run("compare", str(hr), "-m", "edsr", "-m", "esrgan-psnr,esrgan", "-x", "4", "--crop-size", "32",
+                 "-o", str(target), "--overwrite")  # -m repeated and comma-separated: every model is drawn
+    assert result.exit_code == 0 and Image.open(target).width == 5 * 64 + 4 * 4
     result = CliRunner().invoke(main, ["compare", str(hr), "--crop", "60,60,20,20", "-o", str(tmp_path / "c2.png")])
     assert result.exit_code == 2 and "outside" in result.output
 

@@ -97,8 +97,8 @@ COMMANDS = [upscale_command]
 
 @click.command("compare")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--models", "-m", "models", default="edsr", show_default=True,
-              help="Comma-separated shipped model names or weight files (bicubic is always shown).")
+@click.option("--models", "-m", "models", multiple=True, default=["edsr"], show_default=True,
+              help="Shipped model names or weight files, repeated or comma-separated (bicubic is always shown).")
 @click.option("-x", "--scale", type=click.IntRange(2, 8), default=4, show_default=True)
 @click.option("--crop", help="Region x,y,w,h in HR pixels (default: centred square of --crop-size).")
 @click.option("--crop-size", type=int, default=128, show_default=True)
@@ -106,7 +106,7 @@ COMMANDS = [upscale_command]
 @click.option("-o", "--output", default="compare.png", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True)
 @handle_errors
-def compare_command(image: str, models: str, scale: int, crop: str | None, crop_size: int, zoom: int, output: str,
+def compare_command(image: str, models: tuple[str, ...], scale: int, crop: str | None, crop_size: int, zoom: int, output: str,
                     overwrite: bool) -> None:
     """Crop of an HR image as bicubic vs each model, side by side, with PSNR (Y)."""
     from pathlib import Path
@@ -116,7 +116,8 @@ def compare_command(image: str, models: str, scale: int, crop: str | None, crop_
     if Path(output).exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
     try:
-        panels = make_panels(image, [m.strip() for m in models.split(",") if m.strip()], scale, crop, crop_size)
+        names = [name.strip() for option in models for name in option.split(",") if name.strip()]
+        panels = make_panels(image, names, scale, crop, crop_size)
     except ValueError as error:
         if type(error) is ValueError:
             raise click.UsageError(str(error)) from None
