@@ -55,6 +55,7 @@ def measure(entry: dict, data_root: str, datasets: list[str]) -> dict:
             cell[prefix + "psnr"] = round(result.psnr, 3)
             cell[prefix + "ssim"] = round(result.ssim, 4)
         metrics.setdefault("cpu_ms_per_output_mp", {})[str(scale)] = round(ms_per_megapixel(entry["name"], scale), 1)
+        metrics["cpu_threads"] = torch.get_num_threads()  # timings depend on it (and on what else runs)
     metrics["measured_with"] = ("python benchmarks/measure_weights.py --data-root ../shared/data/benchmarks "
                                 "(Y channel, border = scale, fp32; timing on this machine's CPU, default precision)")
     return metrics
@@ -78,6 +79,7 @@ def main() -> None:
                 continue
             timings = {str(scale): round(ms_per_megapixel(entry["name"], scale), 1) for scale in entry["scales"]}
             entry.setdefault("metrics", {})["cpu_ms_per_output_mp"] = timings
+            entry["metrics"]["cpu_threads"] = torch.get_num_threads()
         else:
             entry["metrics"] = measure(entry, args.data_root, datasets)
         upsert_entry(entry, weights_dir())
