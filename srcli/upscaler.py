@@ -57,8 +57,9 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 # so with the calibrated pad shipped models' bf16 tiles differed from untiled by up to 0.82/255
 # (edsr) and 0.86/255 (esrgan-psnr) on Set5+Set14 (benchmarks/tiling.py), above the 0.5/255
 # promise. Only the theoretical pad makes bf16 tiles exact. Up to this radius (EDSR/MDSR baseline,
-# SRResNet, DSGAN: 18-44 px) that costs ~10-25% on CPU-sized tiles, less than fp32's ~2x, so auto
-# keeps bf16 and tiles with the full pad; deeper networks (RRDBNet: 94-349 px) run fp32.
+# SRResNet, DSGAN: 18-44 px) that is cheap on CPU-sized tiles (edsr x2's auto tile is 1,376 px:
+# pad 36 instead of 9 is 1.08x the pixels), far less than fp32's ~2x, so auto keeps bf16 and tiles
+# with the full pad; deeper networks (RRDBNet: 94-349 px) run fp32.
 AUTO_BF16_MAX_RADIUS = 48
 CPU_ACTIVATION_BUDGET = 1 * 1024**3  # 2 GiB measured 3.81 GB peak RSS for RRDBNet-23 x4 on 2048^2
 CUDA_FREE_FRACTION = 0.7
