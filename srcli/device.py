@@ -159,7 +159,7 @@ def keep_output_layer_fp32(model: torch.nn.Module) -> torch.nn.Module | None:
     return keep_layer_fp32(convs[-1])
 
 
-def keep_sensitive_layers_fp32(model: torch.nn.Module) -> list[torch.nn.Module]:
+def keep_sensitive_layers_fp32(model: torch.nn.Module) -> None:
     """The output conv plus the layers a family lists in ``fp32_layers``, all kept fp32.
 
     Why a family lists a layer: RRDBNet's ``conv_hr`` feeds the output conv directly, so one
@@ -167,13 +167,10 @@ def keep_sensitive_layers_fp32(model: torch.nn.Module) -> list[torch.nn.Module]:
     of RRDBNet-23's FLOPs) it cut the 8-bit values that differ between bf16 tiled and untiled
     runs of the shipped esrgan-psnr from 4.98% to 3.29% (benchmarks/tiling.py, tile 48).
     """
-    kept = []
     for name in getattr(model, "fp32_layers", ()):
-        layer = model.get_submodule(name)
-        if not keeps_fp32(layer):
-            kept.append(keep_layer_fp32(layer))
-    output = keep_output_layer_fp32(model)
-    return kept + ([output] if output is not None else [])
+        if not keeps_fp32(layer := model.get_submodule(name)):
+            keep_layer_fp32(layer)
+    keep_output_layer_fp32(model)
 
 
 def keep_layer_fp32(layer: torch.nn.Conv2d) -> torch.nn.Conv2d:
