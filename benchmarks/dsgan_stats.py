@@ -9,7 +9,11 @@ Per set, in 8-bit levels:
 * noise: Immerkaer's fast noise estimate on Y, whole image;
 * flat noise: the same estimate in the flattest 10% of 16x16 blocks (content barely leaks in);
 * RGB flat noise: flat noise per RGB channel, averaged (Y hides colour noise);
+* blockiness: mean |step| between neighbouring pixels across the 8x8 grid's block edges over the
+  mean |step| elsewhere, on Y (1.0: no grid; JPEG at the image's own resolution: > 1);
 * residual std (content-matched only): RGB std of (LR - bicubic LR of the same HR image);
+* bicubic-upscale PSNR (content-matched only): Y-PSNR (border = scale) of the LR upscaled by
+  bicubic against the HR: how much the degradation costs a method that cannot undo it;
 * per radial frequency band (content-matched only, Y): the signal gain (cross-power of LR with
   the bicubic LR over the bicubic LR's power: <1 where the degradation blurs) and the residual
   power (power of LR - bicubic LR over the bicubic LR's power: the noise the degradation adds).
@@ -34,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from srcli.datasets import read_rgb  # noqa: E402
 from srcli.degrade import DSGANDegrader, bicubic_lr  # noqa: E402
 from srcli.imresize import crop_to_multiple  # noqa: E402
-from srcli.metrics import rgb_to_y  # noqa: E402
+from srcli.imresize import imresize, quantize  # noqa: E402
+from srcli.metrics import psnr, rgb_to_y  # noqa: E402
 from srcli.nets.dsgan import high_pass  # noqa: E402
 from srcli.train.data import list_images  # noqa: E402
 
@@ -68,12 +73,23 @@ def flat_noise_sigma(planes: torch.Tensor, block: int = 16, quantile: float = 0.
     return torch.quantile(blocks, quantile, dim=1).mean().item()
 
 
-COLUMNS = ("hf_std", "noise", "flat_noise", "rgb_flat_noise")
+def blockiness(planes: torch.Tensor, grid: int = 8) -> float:
+    """Steps across the grid's block edges over steps elsewhere (JPEG blocks start at the origin)."""
+    steps = []
+    for axis in (-1, -2):
+        diff = planes.diff(dim=axis).abs()
+        edge = (torch.arange(diff.shape[axis]) % grid) == grid - 1
+        index = edge.nonzero().flatten(), (~edge).nonzero().flatten()
+        steps.append([diff.index_select(axis, i).mean().item() for i in index])
+    return sum(e for e, _ in steps) / sum(o for _, o in steps)
+
+
+COLUMNS = ("hf_std", "noise", "flat_noise", "rgb_flat_noise", "blockiness")
 
 
 def image_stats(image: torch.Tensor) -> tuple[float, ...]:
     y, rgb = luma(image).double(), channels(image)
-    return high_frequency_std(image), noise_sigma(y), flat_noise_sigma(y), flat_noise_sigma(rgb)
+    return high_frequency_std(image), noise_sigma(y), flat_noise_sigma(y), flat_noise_sigma(rgb), blockiness(y)
 
 
 def stats(images: list[torch.Tensor]) -> tuple[float, ...]:
@@ -143,6 +159,12 @@ def degrade_sets(clean: list[torch.Tensor], degrader: DSGANDegrader, scale: int)
     return dsgan, [bicubic_lr(hr, scale) for hr in clean]
 
 
+def bicubic_upscale_psnr(images: list[torch.Tensor], hr: list[torch.Tensor], scale: int) -> float:
+    values = [psnr(quantize(imresize(lr, float(scale)).clamp(0, 1)), target, border=scale)
+              for lr, target in zip(images, hr)]
+    return sum(values) / len(values)
+
+
 def content_matched(weights: str, val: Path, scale: int = 4) -> dict[str, tuple[float, ...]]:
     """Statistics (COLUMNS + residual std) of real corrupted LR, DSGAN LR and bicubic LR of the same HR."""
     degrader = DSGANDegrader(weights)
@@ -151,6 +173,7 @@ def content_matched(weights: str, val: Path, scale: int = 4) -> dict[str, tuple[
     dsgan, bicubic = degrade_sets(hr, degrader, scale)
     table = {label: (*stats(images), residual_std(images, bicubic), *residual_autocorrelation(images, bicubic))
              for label, images in (("real", real), ("dsgan", dsgan), ("bicubic", bicubic))}
+    table["upscale_psnr"] = tuple(bicubic_upscale_psnr(images, hr, scale) for images in (real, dsgan, bicubic))
     table["bands"] = tuple((*real_band, *dsgan_band) for real_band, dsgan_band in
                            zip(spectral_bands(real, bicubic), spectral_bands(dsgan, bicubic)))
     return table
@@ -184,6 +207,8 @@ def main() -> None:
         print("  residual (LR - bicubic LR) horizontal autocorrelation at lags 1 / 2 / 4:")
         for label in ("real", "dsgan"):
             print(f"    {label:<8} " + " / ".join(f"{value:+.3f}" for value in table[label][width:]))
+        print("  bicubic-upscale Y-PSNR vs HR, real / dsgan / bicubic LR: "
+              + " / ".join(f"{value:.3f}" for value in table["upscale_psnr"]))
         print("  per frequency band (cycles/pixel, Y): signal gain real / dsgan, residual power real / dsgan")
         for (low, high), (gain_real, residual_real, gain_dsgan, residual_dsgan) in zip(BANDS, table["bands"]):
             print(f"    {low:.1f}-{high:.2f}  {gain_real:.3f} / {gain_dsgan:.3f}   {residual_real:.3f} / {residual_dsgan:.3f}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 
 from . import registry
-from .files import default_permissions
+from .files import atomic_write
 
 SUPPORTED_FORMATS = (
     "srcli .safetensors; EDSR-PyTorch EDSR/MDSR .pt; ESRGAN old/new RRDBNet .pth; "
@@ -109,14 +108,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], extra: dict[str, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
-        temporary = Path(handle.name)
-    try:
-        save_file(state, str(temporary), metadata=model_metadata(model, extra))
-        default_permissions(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, lambda temp: save_file(state, str(temp), metadata=model_metadata(model, extra)))
     return path
 
 

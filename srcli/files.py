@@ -1,8 +1,11 @@
 """Small file-system helpers shared by everything that writes user-visible files atomically."""
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 
 def default_permissions(path: Path) -> None:
@@ -15,3 +18,46 @@ def default_permissions(path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], *, overwrite: bool = True,
+                 exists_message: str | None = None) -> None:
+    """Let ``write`` fill a hidden temporary file beside ``path``, fsync it, then move it in place.
+
+    Readers never see half a file and a failed write leaves the old one untouched. Without
+    ``overwrite`` the move is a hard link, which fails if ``path`` appeared in the meantime (no
+    race); file systems without hard links fall back to check-then-rename.
+    """
+    folder = path.parent
+    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        write(temp)
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        default_permissions(temp)
+        if overwrite:
+            os.replace(temp, path)
+        else:
+            _link_new(temp, path, exists_message or f"{path} exists")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _link_new(temp: Path, path: Path, exists_message: str) -> None:
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise FileExistsError(exists_message) from None
+    except OSError:
+        if path.exists():
+            raise FileExistsError(exists_message) from None
+        os.replace(temp, path)

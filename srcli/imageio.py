@@ -21,7 +21,6 @@ import io
 import os
 import struct
 import sys
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError, features
 
-from .files import default_permissions
+from .files import atomic_write
 
 DEFAULT_MAX_PIXELS = 64_000_000
 READ_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "TIFF", "GIF")
@@ -455,40 +454,12 @@ def _save_with_pillow(
 
 
 def _atomic_write(path: Path, encode: Callable[[BinaryIO], None], overwrite: bool) -> None:
-    """Encode into a hidden temporary file beside ``path``, fsync it, then move it in place.
-
-    Without ``overwrite`` the move is a hard link, which fails if ``path`` appeared in the
-    meantime (no race); file systems without hard links fall back to check-then-rename.
-    """
-    folder = path.parent
-    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """Encode into a temporary file beside ``path`` and move it in place (see files.atomic_write)."""
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as f:
             encode(f)
-            f.flush()
-            os.fsync(f.fileno())
-        default_permissions(temp)
-        if overwrite:
-            os.replace(temp, path)
-        else:
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                raise FileExistsError(_exists_message(path)) from None
-            except OSError:
-                if path.exists():
-                    raise FileExistsError(_exists_message(path)) from None
-                os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+
+    atomic_write(path, write, overwrite=overwrite, exists_message=_exists_message(path))
 
 
 def _png_chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:

@@ -314,6 +314,9 @@ def detect_dsgan(tensors: Tensors) -> Detection | None:
         "num_blocks": len(_indices(tensors, "res_blocks.", "conv1.weight")),
         "num_features": _out_channels(tensors, "block_input.0.weight"),
     }
+    extra_inputs = tensors["block_input.0.weight"].shape[1] - 3
+    if extra_inputs > 0:  # srcli's grid-aware variant: one-hot column and row phase channels
+        config["block_grid"] = extra_inputs // 2
     return _checked("a DSGAN generator", "dsgan", config, tensors)
 
 

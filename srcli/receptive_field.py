@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import keeps_fp32
-from .files import default_permissions
+from .files import atomic_write
 from .nets.esrgan import RRDBNet
 from .nets.mdsr import MDSR, MDSRAtScale
 from .nets.srresnet import MSRResNet
@@ -173,6 +172,13 @@ def _conv_reach(conv: nn.Conv2d, axis: int) -> tuple[int, int]:
 def input_multiple(model: nn.Module) -> int:
     """Input sides must be multiples of this (pixel-unshuffle); tiles are aligned to it."""
     return math.prod(s.factor for s in _leaf_steps(forward_plan(model)) if isinstance(s, Unshuffle))
+
+
+def tile_alignment(model: nn.Module) -> int:
+    """Tile corners and pads must be multiples of this: the input multiple and, for nets that
+    know where a pixel lies in a grid (grid-aware DSGAN), that grid, so a tile sees each pixel
+    at the same grid phase as the whole image does."""
+    return math.lcm(input_multiple(model), int(getattr(model, "position_period", 1)))
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -388,17 +394,8 @@ def write_cache_entry(key: str, entry: dict) -> None:
     path = cache_path()
     data = read_cache()
     data[key] = entry
-    temporary: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False) as handle:
-            temporary = Path(handle.name)
-            json.dump(data, handle, indent=1, sort_keys=True)
-        default_permissions(temporary)
-        os.replace(temporary, path)
+        atomic_write(path, lambda temp: temp.write_text(json.dumps(data, indent=1, sort_keys=True)))
     except OSError:
         pass
-    finally:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)

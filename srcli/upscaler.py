@@ -49,6 +49,7 @@ from .nets.dsgan import DSGANGenerator
 from .nets.tailfold import exact_rings_only_on, folded_tails
 from .receptive_field import (
     DEFAULT_TOLERANCE, calibrated_pad, input_multiple, precision_context, round_up, theoretical_radius,
+    tile_alignment,
 )
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -197,6 +198,7 @@ class Upscaler:
         self.dtype = resolve_precision(precision, self.device)
         self.scale = scale if scale is not None else native_scale(model)
         self.multiple = input_multiple(model)
+        self.alignment = tile_alignment(model)
         self.tolerance = tolerance
         self.model = self._prepare(model)
         self.exact_half_tiles = False
@@ -276,7 +278,7 @@ class Upscaler:
                 pad = calibrated_pad(self.model, device=self.device, dtype=self.dtype, tolerance=self.tolerance)
             else:
                 pad = int(self.tile_pad)
-            self._pad = round_up(pad, self.multiple)
+            self._pad = round_up(pad, self.alignment)
         return self._pad
 
     def max_region_pixels(self) -> float:
@@ -296,13 +298,13 @@ class Upscaler:
         if self.tile is None:
             return None
         if self.tile != "auto":
-            return round_up(int(self.tile), self.multiple)
+            return round_up(int(self.tile), self.alignment)
         region_pixels = self.max_region_pixels()
         if round_up(height, self.multiple) * round_up(width, self.multiple) <= region_pixels:
             return None
         side = int(math.sqrt(region_pixels)) - 2 * self.pad()
-        side = side // self.multiple * self.multiple
-        return max(side, round_up(MIN_TILE, self.multiple))
+        side = side // self.alignment * self.alignment
+        return max(side, round_up(MIN_TILE, self.alignment))
 
     # -- running ------------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, load_model
-from .files import default_permissions
+from .files import atomic_write
 
 MANIFEST_NAME = "manifest.json"
 
@@ -74,11 +73,7 @@ def write_manifest(entries: list[dict[str, Any]], directory: Path | None = None)
     path = directory / MANIFEST_NAME
     entries = sorted(entries, key=lambda e: (e["name"], e.get("scales", [0])))
     text = json.dumps({"models": entries}, indent=2, sort_keys=False) + "\n"
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as handle:
-        handle.write(text)
-        temporary = Path(handle.name)
-    default_permissions(temporary)
-    os.replace(temporary, path)
+    atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8"))
     return path
 
 

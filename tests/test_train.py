@@ -320,3 +320,51 @@ def test_mdsr_step_updates_only_the_drawn_scale(image_folder: Path, tmp_path: Pa
             assert torch.equal(value, after[name]), name
         elif after[name].requires_grad:
             assert not torch.equal(value, after[name]), name
+
+
+def test_grid_aware_dsgan_trains_from_a_plain_one_and_round_trips(image_folder: Path, tmp_path: Path) -> None:
+    """--block-grid widens G's input conv; --init from a plain DSGAN keeps its weights (new inputs at 0)."""
+    from srcli.checkpoint import save_model
+    from srcli import registry
+
+    plain = registry.build("dsgan", num_blocks=1, num_features=8)
+    plain_path = save_model(plain, tmp_path / "plain.safetensors")
+    config = tiny_config("dsgan", image_folder, tmp_path / "run", iters=2, block_grid=4, init=str(plain_path), patch=12)
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    weight = trainer.generator.block_input[0].weight
+    assert weight.shape[1] == 3 + 2 * 4
+    assert torch.equal(weight[:, :3], plain.block_input[0].weight) and weight[:, 3:].eq(0).all()
+    assert trainer.discriminator.net[0].weight.shape[1] == 3 + 2 * 4  # D sees the grid too
+    trainer.run()
+    out = tmp_path / "dsgan_x2.safetensors"
+    export_run(tmp_path / "run", out, name="dsgan")
+    loaded = load_model(out)
+    assert loaded.config["block_grid"] == 4
+    assert "--block-grid 4" in read_manifest(tmp_path)[0]["recipe"]["command"]
+
+
+def test_source_crops_stay_on_the_block_grid(image_folder: Path) -> None:
+    from srcli.train.data import batch_generator, random_crops
+
+    marked = torch.zeros(3, 40, 40, dtype=torch.uint8)
+    marked[:, ::8, :] = 255  # a line on every grid row: an aligned crop has it on its rows 0, 8, ...
+    marked[:, :, ::8] = 255
+    crops = random_crops([marked], 6, 16, batch_generator(0, 0), augmentation=True, align=8)
+    for crop in crops:
+        lines = crop[0].eq(1).all(dim=1).nonzero().flatten().tolist()
+        assert lines in ([0, 8], [7, 15])  # flips mirror the grid lines onto the other side of each block
+
+
+def test_freq_sep_pixel_term_splits_the_bands(image_folder: Path, tmp_path: Path) -> None:
+    """--freq-sep: pixel loss on the low-pass only, plus the high-pass at --highpass-pixel-weight."""
+    from srcli.nets.dsgan import high_pass, low_pass
+
+    torch.manual_seed(0)
+    sr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    low = torch.nn.functional.l1_loss(low_pass(sr), low_pass(hr))
+    high = torch.nn.functional.l1_loss(high_pass(sr), high_pass(hr))
+    for weight in (0.0, 0.5):
+        config = tiny_config("srgan", image_folder, tmp_path / f"run{weight}", perceptual="none", freq_sep=True,
+                             pixel_loss="l1", highpass_pixel_weight=weight)
+        trainer = Trainer(config, progress=False, echo=lambda text: None)
+        assert torch.allclose(trainer._pixel_term(sr, hr), low + weight * high)

@@ -557,3 +557,32 @@ def test_rrdbnet_keeps_the_conv_feeding_its_output_in_fp32_at_half_precision():
     assert half.runner.conv_last.weight.dtype == torch.float32
     assert half.runner.conv_body.weight.dtype == torch.bfloat16
     assert half.upscale(sample_image()).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# position-aware networks (grid-aware DSGAN)
+# ---------------------------------------------------------------------------------------------
+
+def test_grid_aware_dsgan_tiles_match_the_whole_image():
+    """Tiles start on the 8-px grid, so each sees the grid phase the whole image gives it."""
+    torch.manual_seed(0)
+    model = registry.build("dsgan", num_blocks=1, num_features=8, block_grid=8)
+    with torch.no_grad():
+        model.block_input[0].weight[:, 3:] *= 20  # make the grid channels matter
+    image = torch.rand(3, 45, 61)
+    with torch.no_grad():
+        direct = model(image[None])[0]
+    assert receptive_field.tile_alignment(model) == 8 and input_multiple(model) == 1
+    for tile in (None, 10, 20):
+        runner = Upscaler(model, device="cpu", precision="fp32", tile=tile, tile_pad="full")
+        assert torch.allclose(runner.upscale(image), direct, atol=1e-5), tile
+
+
+def test_grid_phase_channels_mark_column_and_row_in_the_grid():
+    from srcli.nets.dsgan import grid_phase_channels
+
+    maps = grid_phase_channels(torch.zeros(2, 3, 11, 13), 4)
+    assert maps.shape == (2, 8, 11, 13)
+    assert maps.sum(1).eq(2).all()  # one column phase and one row phase per pixel
+    assert maps[0, :4, 5, :].argmax(0).tolist() == [c % 4 for c in range(13)]
+    assert maps[1, 4:, :, 7].argmax(0).tolist() == [r % 4 for r in range(11)]

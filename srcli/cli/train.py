@@ -52,7 +52,13 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--lowpass", type=click.Choice(["box", "gaussian"]),
               help="dsgan / --freq-sep: low-pass filter (5x5 box as in DSGAN, or Gaussian sigma 1: no negative "
                    "side lobes, so the GAN's high-pass does not favour mid frequencies).")
+@click.option("--block-grid", type=int,
+              help="dsgan: tell the generator each pixel's place in an N-pixel grid (8: JPEG blocks), so it "
+                   "can learn compression artifacts; 0 (default) is the paper's network.")
 @click.option("--freq-sep", is_flag=True, default=None, help="Pixel loss on low frequencies, GAN on high frequencies (ESRGAN-FS).")
+@click.option("--highpass-pixel-weight", type=float,
+              help="--freq-sep: also a pixel loss on the high-pass, at this weight relative to the low-pass one "
+                   "(0: GAN alone shapes high frequencies, as in ESRGAN-FS with its perceptual loss).")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]))
 @click.option("--workers", type=int, help="DataLoader worker processes.")
 @click.option("--val-every", type=int)

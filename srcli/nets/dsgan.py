@@ -24,23 +24,48 @@ class DSGANResidualBlock(nn.Module):
 
 
 class DSGANGenerator(ConfigurableModule):
-    """conv+PReLU, residual blocks, conv, sigmoid; same size in and out (it only changes texture)."""
+    """conv+PReLU, residual blocks, conv, sigmoid; same size in and out (it only changes texture).
+
+    ``block_grid`` (0 = the paper's network) adds one-hot channels for each pixel's column and
+    row inside a ``block_grid``-pixel grid anchored at the image origin. A convolutional net
+    cannot otherwise tell where JPEG's 8x8 blocks lie (it is translation-equivariant), so it
+    cannot reproduce blocking or the per-block loss of texture that compressed photos carry.
+    """
 
     architecture = "dsgan"
 
-    def __init__(self, *, num_blocks: int = 8, num_features: int = 64, scale: int = 1) -> None:
+    def __init__(self, *, num_blocks: int = 8, num_features: int = 64, scale: int = 1, block_grid: int = 0) -> None:
         super().__init__()
         # ``scale`` is the SR factor of the pairs it makes; the network itself is size-preserving.
-        self.remember(num_blocks=num_blocks, num_features=num_features, scale=scale)
-        self.block_input = nn.Sequential(nn.Conv2d(3, num_features, 3, padding=1), nn.PReLU())
+        config = dict(num_blocks=num_blocks, num_features=num_features, scale=scale)
+        if block_grid:
+            config["block_grid"] = block_grid  # only when used, so paper-layout files stay as they were
+        self.remember(**config)
+        self.block_grid = block_grid
+        self.position_period = max(1, block_grid)  # tiles must start on the grid (see input_multiple)
+        in_channels = 3 + 2 * block_grid
+        self.block_input = nn.Sequential(nn.Conv2d(in_channels, num_features, 3, padding=1), nn.PReLU())
         self.res_blocks = nn.ModuleList(DSGANResidualBlock(num_features) for _ in range(num_blocks))
         self.block_output = nn.Conv2d(num_features, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.block_grid:
+            x = torch.cat([x, grid_phase_channels(x, self.block_grid)], dim=1)
         feat = self.block_input(x)
         for block in self.res_blocks:
             feat = block(feat)
         return torch.sigmoid(self.block_output(feat))
+
+
+def grid_phase_channels(x: torch.Tensor, period: int) -> torch.Tensor:
+    """(N, 2*period, H, W): one-hot of (column mod period) then of (row mod period), origin at (0, 0)."""
+    height, width = x.shape[-2:]
+    columns = F.one_hot(torch.arange(width, device=x.device) % period, period).to(x.dtype)  # (W, P)
+    rows = F.one_hot(torch.arange(height, device=x.device) % period, period).to(x.dtype)  # (H, P)
+    column_maps = columns.t()[:, None, :].expand(period, height, width)
+    row_maps = rows.t()[:, :, None].expand(period, height, width)
+    maps = torch.cat([column_maps, row_maps])[None].expand(x.shape[0], -1, -1, -1)
+    return maps.contiguous()
 
 
 class DSGANDiscriminator(ConfigurableModule):
@@ -48,18 +73,24 @@ class DSGANDiscriminator(ConfigurableModule):
 
     architecture = "dsgan_discriminator"
 
-    def __init__(self, *, num_features: int = 64, in_channels: int = 3) -> None:
+    def __init__(self, *, num_features: int = 64, in_channels: int = 3, block_grid: int = 0) -> None:
         super().__init__()
-        self.remember(num_features=num_features, in_channels=in_channels)
+        self.remember(num_features=num_features, in_channels=in_channels, block_grid=block_grid)
+        # With ``block_grid`` it sees where the 8x8 blocks are as well (real crops start on the grid,
+        # generated ones are made with the grid at their origin): a translation-equivariant D can
+        # only ask "are there steps somewhere", a grid-aware one "are there steps on block edges".
+        self.block_grid = block_grid
         nf = num_features
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, nf, 5, padding=2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(in_channels + 2 * block_grid, nf, 5, padding=2), nn.LeakyReLU(0.2, True),
             nn.Conv2d(nf, 2 * nf, 5, padding=2), nn.BatchNorm2d(2 * nf), nn.LeakyReLU(0.2, True),
             nn.Conv2d(2 * nf, 4 * nf, 5, padding=2), nn.BatchNorm2d(4 * nf), nn.LeakyReLU(0.2, True),
             nn.Conv2d(4 * nf, 1, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.block_grid:
+            x = torch.cat([x, grid_phase_channels(x, self.block_grid)], dim=1)
         return self.net(x)
 
 

@@ -56,8 +56,10 @@ class TrainConfig:
     log_every: int = 50
     degradation: str = "bicubic"  # bicubic | dsgan:PATH | paired:LR_DIR
     freq_sep: bool = False
+    highpass_pixel_weight: float = 0.0  # --freq-sep: pixel loss on the high-pass too, relative to the low-pass one
     # DSGAN
     source: list[str] = field(default_factory=list)
+    block_grid: int = 0  # dsgan: grid-aware generator (8 = JPEG blocks); 0 = the paper's network
     lowpass_kernel: int = 5
     lowpass_gaussian: bool = False
     color_weight: float = 1.0

@@ -75,14 +75,19 @@ def batch_generator(seed: int, iteration: int, rank: int = 0, stream: str = "dat
 
 
 def random_crops(images: Sequence[torch.Tensor], count: int, size: int, generator: torch.Generator,
-                 augmentation: bool = True) -> torch.Tensor:
-    """``count`` random size x size crops (float [0, 1]) from random images."""
+                 augmentation: bool = True, align: int = 1) -> torch.Tensor:
+    """``count`` random size x size crops (float [0, 1]) from random images.
+
+    ``align`` > 1 puts every crop's corner on that grid (JPEG's 8x8 blocks stay where a
+    grid-aware generator is told they are; flips and rotations keep them on it when ``size`` is
+    a multiple of ``align``).
+    """
     crops = []
     for _ in range(count):
         image = images[int(torch.randint(len(images), (1,), generator=generator))]
         height, width = image.shape[-2:]
-        top = int(torch.randint(height - size + 1, (1,), generator=generator))
-        left = int(torch.randint(width - size + 1, (1,), generator=generator))
+        top = int(torch.randint((height - size) // align + 1, (1,), generator=generator)) * align
+        left = int(torch.randint((width - size) // align + 1, (1,), generator=generator)) * align
         code = int(torch.randint(8, (1,), generator=generator)) if augmentation else 0
         crops.append(augment(image[:, top:top + size, left:left + size], code))
     return torch.stack(crops).float().div_(255)
@@ -135,16 +140,17 @@ class UnpairedBatches(IterationBatches):
     """DSGAN batches: bicubic-downscaled clean crops and unpaired crops of the source domain."""
 
     def __init__(self, clean: Sequence[torch.Tensor], source: Sequence[torch.Tensor], *, scale: int,
-                 **common: Any) -> None:
+                 source_align: int = 1, **common: Any) -> None:
         super().__init__(**common)
         self.clean = clean
         self.source = source
         self.scale = scale
+        self.source_align = source_align
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
         generator = batch_generator(self.seed, iteration, self.rank)
         hr = random_crops(self.clean, self.batch, self.patch * self.scale, generator, self.augmentation)
-        source = random_crops(self.source, self.batch, self.patch, generator, self.augmentation)
+        source = random_crops(self.source, self.batch, self.patch, generator, self.augmentation, self.source_align)
         with torch.no_grad():
             clean_lr = bicubic_degrader(hr, self.scale)
         return {"lr": clean_lr, "source": source, "scale": self.scale, "iteration": iteration}

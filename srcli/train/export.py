@@ -62,8 +62,12 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         flags.append(f"--degradation {config.degradation}")
     if config.freq_sep:
         flags.append("--freq-sep")
+        if config.highpass_pixel_weight:
+            flags.append(f"--highpass-pixel-weight {config.highpass_pixel_weight:g}")
     if config.lowpass_gaussian and (config.family == "dsgan" or config.freq_sep):
         flags.append("--lowpass gaussian")
+    if config.family == "dsgan" and config.block_grid:
+        flags.append(f"--block-grid {config.block_grid}")
     flags += _changed_weights(config)
     return {
         "command": " ".join(flags),
@@ -80,6 +84,7 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         "pixel_weight": config.pixel_weight,
         "perceptual_weight": config.perceptual_weight if config.stage == "gan" else 0.0,
         "freq_sep": config.freq_sep,
+        "highpass_pixel_weight": config.highpass_pixel_weight,
         "degradation": config.degradation,
         "amp": config.amp,
         "train_hours_estimate": round(hours, 3),

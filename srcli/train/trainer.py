@@ -61,13 +61,15 @@ def build_generator(config: TrainConfig) -> nn.Module:
     if config.family == "mdsr":
         return registry.build("mdsr", scales=tuple(config.scales), **overrides)
     if config.family == "dsgan":
+        if config.block_grid:
+            overrides["block_grid"] = config.block_grid
         return registry.build("dsgan", scale=config.scale, **overrides)
     return registry.build(config.family, scale=config.scale, **overrides)
 
 
 def build_discriminator(config: TrainConfig) -> nn.Module:
     if config.family == "dsgan":
-        return registry.build_discriminator("dsgan")
+        return registry.build_discriminator("dsgan", block_grid=config.block_grid)
     size = config.patch * config.scale
     return registry.build_discriminator(config.family, input_size=size)
 
@@ -86,10 +88,20 @@ def initialise_from(model: nn.Module, path: str, skip_tail: bool) -> list[str]:
         if key in own and own[key].shape == value.shape:
             own[key] = value.to(own[key].dtype)
             copied.append(key)
+        elif key in own and _widened_input(own[key], value):
+            own[key] = torch.cat([value, torch.zeros_like(own[key][:, value.shape[1]:])], dim=1).to(own[key].dtype)
+            copied.append(key)
     if not copied:
         raise TrainError(f"--init {path}: no tensor matches this network")
     model.load_state_dict(own)
     return copied
+
+
+def _widened_input(own: torch.Tensor, source: torch.Tensor) -> bool:
+    """A conv that gained input channels (grid-aware DSGAN from a plain one): the old channels
+    keep their weights and the new ones start at zero, so the network starts as it was."""
+    return (own.dim() == 4 and source.dim() == 4 and own.shape[0] == source.shape[0]
+            and own.shape[2:] == source.shape[2:] and own.shape[1] > source.shape[1])
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -193,9 +205,11 @@ class Trainer:
                 raise TrainError("DSGAN needs --source REAL_DIR (unpaired photos of the target domain)")
             clean = datamod.load_image_cache(config.data, hr_side, self._say)
             source = datamod.load_image_cache(config.source, config.patch, self._say)
+            if config.block_grid and config.patch % config.block_grid:
+                raise TrainError(f"--block-grid {config.block_grid} needs a --patch that is a multiple of it")
             self.dataset: torch.utils.data.Dataset = datamod.UnpairedBatches(
                 clean, source, batch=batch, patch=config.patch, scale=config.scale, seed=config.seed,
-                rank=self.rank, augmentation=config.augment)
+                rank=self.rank, augmentation=config.augment, source_align=max(1, config.block_grid))
         elif config.degradation.startswith("paired:"):
             pairs = datamod.load_pairs(config.data, config.degradation.split(":", 1)[1], config.scale,
                                        config.patch, self._say)
@@ -254,9 +268,16 @@ class Trainer:
 
     def _pixel_term(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         if self.config.freq_sep:
+            # Without a perceptual loss nothing else anchors the high band, and the GAN alone fills
+            # it with periodic patterns (SRGAN run: checkerboard within 25 iterations), hence the
+            # optional high-pass pixel term.
             kernel, gaussian = self.config.lowpass_kernel, self.config.lowpass_gaussian
-            return losses.pixel_loss(self.config.pixel_loss, low_pass(sr.float(), kernel, gaussian),
-                                     low_pass(hr, kernel, gaussian))
+            sr_low, hr_low = low_pass(sr.float(), kernel, gaussian), low_pass(hr, kernel, gaussian)
+            loss = losses.pixel_loss(self.config.pixel_loss, sr_low, hr_low)
+            if self.config.highpass_pixel_weight > 0:
+                loss = loss + self.config.highpass_pixel_weight * losses.pixel_loss(
+                    self.config.pixel_loss, sr.float() - sr_low, hr - hr_low)
+            return loss
         return losses.pixel_loss(self.config.pixel_loss, sr.float(), hr)
 
     def psnr_step(self, batch: dict[str, Any]) -> dict[str, float]:
