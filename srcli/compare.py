@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from .datasets import read_rgb
 from .evaluate import InferenceOptions, ModelSpec, make_runner
+from .files import atomic_write
 from .imresize import bicubic_downscale, crop_to_multiple
 from .metrics import psnr
 
@@ -72,7 +73,5 @@ def draw_panels(panels: list[Panel], output: str | Path, zoom: int = 2) -> Path:
         sheet.paste(tile, (left, 0))
         left += tile.width + gap
     output = Path(output)
-    temporary = output.with_name(f".{output.name}.tmp.png")
-    sheet.save(temporary, format="PNG")
-    temporary.replace(output)
+    atomic_write(output, lambda temp: sheet.save(temp, format="PNG"))
     return output

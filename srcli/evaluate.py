@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .datasets import Dataset, load_pair, open_dataset
+from .files import atomic_write
 from .imresize import imresize, quantize
 from .metrics import psnr, ssim
 from .train.data import DataError
@@ -335,9 +336,7 @@ def results_markdown(results: Sequence[Result]) -> str:
 
 def write_report(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` atomically (temporary file + rename): a crash never leaves half a report."""
-    from .imageio import _atomic_write
-
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, lambda handle: handle.write(text.encode("utf-8")), overwrite=True)
+    atomic_write(target, lambda temp: temp.write_text(text, encoding="utf-8"))
     return target

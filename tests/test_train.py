@@ -334,7 +334,7 @@ def test_grid_aware_dsgan_trains_from_a_plain_one_and_round_trips(image_folder: 
     weight = trainer.generator.block_input[0].weight
     assert weight.shape[1] == 3 + 2 * 4
     assert torch.equal(weight[:, :3], plain.block_input[0].weight) and weight[:, 3:].eq(0).all()
-    assert trainer.discriminator.net[0].weight.shape[1] == 3 + 2 * 4  # D sees the grid too
+    assert trainer.discriminator.net[0].weight.shape[1] == 3 * 2 * 4  # D sees the image split by grid phase
     trainer.run()
     out = tmp_path / "dsgan_x2.safetensors"
     export_run(tmp_path / "run", out, name="dsgan")

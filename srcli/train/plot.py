@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from ..files import atomic_write
 from .trainer import TrainError
 
 WIDTH, HEIGHT, MARGIN = 900, 300, 60
@@ -58,7 +59,5 @@ def plot_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
     _panel(draw, 0, f"training loss (log scale) - {run_dir.name}", losses, log_y=True)
     _panel(draw, HEIGHT, "validation PSNR (dB, Y channel)", psnrs, log_y=False)
     target = Path(output) if output else run_dir / "curves.png"
-    temporary = target.with_name(f".{target.name}.tmp.png")
-    image.save(temporary)
-    temporary.replace(target)
+    atomic_write(target, lambda temp: image.save(temp, format="PNG"))
     return target

@@ -22,6 +22,7 @@ from torch import nn
 from .. import registry
 from ..checkpoint import load_model, read_state_dict
 from ..device import autocast_context, keep_output_layer_fp32, pick_device, resolve_amp
+from ..files import atomic_write
 from ..nets.dsgan import high_pass, low_pass
 from ..nets.mdsr import MDSR
 from . import data as datamod
@@ -421,9 +422,8 @@ class Trainer:
         directory = self.run_dir / "checkpoints"
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / CHECKPOINT_NAME
-        temporary = directory / f".{CHECKPOINT_NAME}.tmp"
-        torch.save(self.checkpoint_state(), temporary)
-        os.replace(temporary, path)
+        state = self.checkpoint_state()
+        atomic_write(path, lambda temp: torch.save(state, temp))
         return path
 
     def _apply_future_milestones(self, iteration: int) -> None:
