@@ -236,6 +236,11 @@ def test_recipe_command_carries_changed_loss_weights_and_freq_sep(tmp_path: Path
     assert "--pixel-weight 1" in command and "--freq-sep" in command and "--stage gan" in command
     assert "--gan-weight" not in command  # the paper's 5e-3 is the default
     assert "--pixel-weight" not in recipe(resolve_config("edsr", overrides={"data": ["hr"]}), 10, tmp_path)["command"]
+    srgan = resolve_config("srgan", overrides={"pixel_loss": "l1", "freq_sep": True, "highpass_pixel_weight": 0.5,
+                                               "data": ["hr"]})
+    command = recipe(srgan, 10, tmp_path)["command"]
+    assert "--pixel-loss l1" in command and "--highpass-pixel-weight 0.5" in command  # SRGAN's default is MSE
+    assert "--pixel-loss" not in recipe(resolve_config("srgan", overrides={"data": ["hr"]}), 10, tmp_path)["command"]
 
 
 def test_init_from_x2_skips_tail(image_folder: Path, tmp_path: Path) -> None:

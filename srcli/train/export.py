@@ -36,12 +36,13 @@ def training_seconds(run_dir: Path, iterations: int | None = None) -> float:
     return (last_iteration if iterations is None else iterations) / statistics.median(rates)
 
 
-def _changed_weights(config: TrainConfig) -> list[str]:
-    """Loss-weight flags where the run differs from its family's defaults, so the command reproduces it."""
+def _changed_losses(config: TrainConfig) -> list[str]:
+    """Loss flags where the run differs from its family's defaults, so the command reproduces it."""
     defaults = resolve_config(config.family, overrides={"stage": config.stage})
-    return [f"--{name.replace('_', '-')} {getattr(config, name):g}"
-            for name in ("pixel_weight", "perceptual_weight", "gan_weight")
-            if getattr(config, name) != getattr(defaults, name)]
+    flags = [f"--pixel-loss {config.pixel_loss}"] if config.pixel_loss != defaults.pixel_loss else []
+    return flags + [f"--{name.replace('_', '-')} {getattr(config, name):g}"
+                    for name in ("pixel_weight", "perceptual_weight", "gan_weight")
+                    if getattr(config, name) != getattr(defaults, name)]
 
 
 def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         flags.append("--lowpass gaussian")
     if config.family == "dsgan" and config.block_grid:
         flags.append(f"--block-grid {config.block_grid}")
-    flags += _changed_weights(config)
+    flags += _changed_losses(config)
     return {
         "command": " ".join(flags),
         "family": config.family,
