@@ -339,3 +339,29 @@ def test_to_uint_rounds_and_clamps() -> None:
     assert to_uint(x, 8)[0, :, 0].tolist() == [0, 0, 0, 1, 255, 255, 0]
     assert to_uint(torch.full((1, 1, 1), 1000 / 65535), 16).item() == 1000
     assert to_uint(x, 16).dtype == np.uint16
+
+
+def test_files_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    """Every writer (weights, manifests, reports, checkpoints, images) goes through files.atomic_write."""
+    import os
+    import stat
+
+    from srcli.files import atomic_write
+
+    target = tmp_path / "manifest.json"
+    atomic_write(target, lambda temp: temp.write_text("old"))
+
+    def failing(temp: Path) -> None:
+        temp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, failing)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+    with pytest.raises(FileExistsError, match="keep it"):
+        atomic_write(target, lambda temp: temp.write_text("new"), overwrite=False, exists_message="keep it")
+    atomic_write(target, lambda temp: temp.write_text("new"))
+    assert target.read_text() == "new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
