@@ -42,7 +42,7 @@ class DSGANGenerator(ConfigurableModule):
             config["block_grid"] = block_grid  # only when used, so paper-layout files stay as they were
         self.remember(**config)
         self.block_grid = block_grid
-        self.position_period = max(1, block_grid)  # tiles must start on the grid (see input_multiple)
+        self.position_period = max(1, block_grid)  # tiles must start on the grid (see receptive_field.tile_alignment)
         in_channels = 3 + 2 * block_grid
         self.block_input = nn.Sequential(nn.Conv2d(in_channels, num_features, 3, padding=1), nn.PReLU())
         self.res_blocks = nn.ModuleList(DSGANResidualBlock(num_features) for _ in range(num_blocks))

@@ -204,10 +204,10 @@ class Trainer:
         if config.family == "dsgan":
             if not config.source:
                 raise TrainError("DSGAN needs --source REAL_DIR (unpaired photos of the target domain)")
-            clean = datamod.load_image_cache(config.data, hr_side, self._say)
-            source = datamod.load_image_cache(config.source, config.patch, self._say)
             if config.block_grid and config.patch % config.block_grid:
                 raise TrainError(f"--block-grid {config.block_grid} needs a --patch that is a multiple of it")
+            clean = datamod.load_image_cache(config.data, hr_side, self._say)
+            source = datamod.load_image_cache(config.source, config.patch, self._say)
             self.dataset: torch.utils.data.Dataset = datamod.UnpairedBatches(
                 clean, source, batch=batch, patch=config.patch, scale=config.scale, seed=config.seed,
                 rank=self.rank, augmentation=config.augment, source_align=max(1, config.block_grid))
