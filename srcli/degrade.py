@@ -41,10 +41,14 @@ class DSGANDegrader:
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
 
-    def __call__(self, hr: torch.Tensor, scale: int) -> torch.Tensor:
+    def __call__(self, hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.inference_mode():
             lr = imresize(hr.float(), 1.0 / scale).clamp(0, 1)
-            return quantize(self.model(lr.to(self.device)).float().cpu())
+            noise = None
+            if getattr(self.model, "noise_channels", 0):  # from the batch's generator: batches stay reproducible
+                noise = torch.randn(lr.shape[0], self.model.noise_channels, *lr.shape[-2:], generator=generator)
+                noise = noise.to(self.device)
+            return quantize(self.model(lr.to(self.device), noise).float().cpu())
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -77,22 +81,47 @@ def jpeg_round_trip(image: torch.Tensor, quality: int) -> torch.Tensor:
 
 @dataclass
 class ClassicalDegradation:
-    """blur (on HR) -> bicubic downscale -> Gaussian noise (sigma in 8-bit levels) -> JPEG."""
+    """blur (on HR) -> bicubic downscale -> Gaussian noise (sigma in 8-bit levels) -> JPEG.
+
+    Works on one image (C, H, W) or a batch; the noise comes from ``generator`` when given (the
+    trainer passes its per-iteration one, so batches stay a pure function of the iteration),
+    otherwise from ``seed``.
+    """
 
     blur: float = 0.0
     noise: float = 0.0
     jpeg: int | None = None
     seed: int = 0
 
-    def __call__(self, hr: torch.Tensor, scale: int) -> torch.Tensor:
+    def __call__(self, hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:
         lr = imresize(gaussian_blur(hr, self.blur), 1.0 / scale).clamp(0, 1)
         if self.noise > 0:
-            generator = torch.Generator().manual_seed(self.seed)
+            generator = generator if generator is not None else torch.Generator().manual_seed(self.seed)
             lr = (lr + torch.randn(lr.shape, generator=generator) * self.noise / 255).clamp(0, 1)
         lr = quantize(lr)
         if self.jpeg is not None:
-            lr = jpeg_round_trip(lr, self.jpeg)
+            lr = jpeg_round_trip(lr, self.jpeg) if lr.dim() == 3 else torch.stack(
+                [jpeg_round_trip(image, self.jpeg) for image in lr])
         return lr
+
+
+def parse_classical(spec: str) -> ClassicalDegradation:
+    """``blur=S,noise=S,jpeg=Q`` (any subset, comma-separated) -> ClassicalDegradation."""
+    values: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, _, value = item.partition("=")
+        if key not in ("blur", "noise", "jpeg") or not value:
+            raise DegradeError(f"bad classical degradation item {item!r}; use blur=SIGMA,noise=SIGMA,jpeg=QUALITY")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise DegradeError(f"bad number in {item!r}") from None
+    if "jpeg" in values and not 1 <= values["jpeg"] <= 100:
+        raise DegradeError("jpeg quality must be within 1-100")
+    if values.get("blur", 0) < 0 or values.get("noise", 0) < 0:
+        raise DegradeError("blur and noise sigmas must be >= 0")
+    jpeg = values.pop("jpeg", None)
+    return ClassicalDegradation(**values, jpeg=None if jpeg is None else int(jpeg))
 
 
 def bicubic_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:

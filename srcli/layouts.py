@@ -316,6 +316,7 @@ def detect_dsgan(tensors: Tensors) -> Detection | None:
     }
     extra_inputs = tensors["block_input.0.weight"].shape[1] - 3
     if extra_inputs > 0:  # srcli's grid-aware variant: one-hot column and row phase channels
+        # (noise inputs and the JPEG layer are known only from srcli's own metadata)
         config["block_grid"] = extra_inputs // 2
     return _checked("a DSGAN generator", "dsgan", config, tensors)
 

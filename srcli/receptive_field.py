@@ -125,6 +125,8 @@ def theoretical_radius(model: nn.Module) -> int:
     Exact: the output block of one input pixel is walked back to the input interval it
     depends on, for every phase of that pixel against the resampling grids (pixel-unshuffle
     blocks and upsampling factors make the reach depend on the position within a block).
+    A model's ``block_reach`` (a JPEG ending: a pixel depends on its whole coding unit and the
+    neighbouring one's chroma) is added on top.
     """
     steps = list(reversed(_leaf_steps(forward_plan(model))))
     scale = _net_scale(steps)
@@ -134,7 +136,7 @@ def theoretical_radius(model: nn.Module) -> int:
         for x in range(1000 * period, 1001 * period):
             low, high = _input_interval(steps, scale * x, scale * x + scale - 1, axis)
             radius = max(radius, x - low, high - x)
-    return radius
+    return radius + int(getattr(model, "block_reach", 0))
 
 
 def _net_scale(steps: Sequence[Step]) -> int:

@@ -48,13 +48,17 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--perceptual-weight", type=float, help="Weight of the perceptual loss.")
 @click.option("--gan-weight", type=float, help="Weight of the adversarial loss (ESRGAN 5e-3, SRGAN 1e-3).")
 @click.option("--gan-type", type=click.Choice(["ragan", "standard"]))
-@click.option("--degradation", help="LR maker: bicubic, dsgan:WEIGHTS or paired:LR_DIR.")
+@click.option("--degradation", help="LR maker: bicubic, dsgan:WEIGHTS, classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR.")
 @click.option("--lowpass", type=click.Choice(["box", "gaussian"]),
               help="dsgan / --freq-sep: low-pass filter (5x5 box as in DSGAN, or Gaussian sigma 1: no negative "
                    "side lobes, so the GAN's high-pass does not favour mid frequencies).")
 @click.option("--block-grid", type=int,
               help="dsgan: tell the generator each pixel's place in an N-pixel grid (8: JPEG blocks), so it "
                    "can learn compression artifacts; 0 (default) is the paper's network.")
+@click.option("--noise-channels", type=click.IntRange(0, 16),
+              help="dsgan: random N(0,1) input planes, so the generator can make content-independent noise.")
+@click.option("--jpeg-quality", help="dsgan: end the generator with a JPEG round trip at this quality "
+                                     "(1-100), or 'auto' to estimate it from the --source photos.")
 @click.option("--freq-sep", is_flag=True, default=None, help="Pixel loss on low frequencies, GAN on high frequencies (ESRGAN-FS).")
 @click.option("--highpass-pixel-weight", type=float,
               help="--freq-sep: also a pixel loss on the high-pass, at this weight relative to the low-pass one "
@@ -77,6 +81,7 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     overrides["milestones"] = _int_list(milestones)
     overrides["data"] = list(data) or None
     overrides["source"] = list(source) or None
+    overrides["jpeg_quality"] = _jpeg_quality(overrides.get("jpeg_quality"))
     lowpass = overrides.pop("lowpass", None)
     overrides["lowpass_gaussian"] = None if lowpass is None else lowpass == "gaussian"
     if resume:
@@ -97,6 +102,14 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     best = f", best val PSNR {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
     click.echo(f"{result.stopped_by} at iteration {result.iteration} after {result.seconds:.0f} s{best}; "
                f"checkpoint in {Path(result.run_dir) / 'checkpoints'}")
+
+
+def _jpeg_quality(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise click.BadParameter(f"{text!r} is not 'auto' or a quality 1-100", param_hint="--jpeg-quality")
+    return int(text)
 
 
 @click.command("export")

@@ -5,11 +5,14 @@ so their ``checkpoint_*.tar`` files load.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .common import ConfigurableModule
+from .jpeg import MCU, DifferentiableJPEG
 
 
 class DSGANResidualBlock(nn.Module):
@@ -30,31 +33,53 @@ class DSGANGenerator(ConfigurableModule):
     row inside a ``block_grid``-pixel grid anchored at the image origin. A convolutional net
     cannot otherwise tell where JPEG's 8x8 blocks lie (it is translation-equivariant), so it
     cannot reproduce blocking or the per-block loss of texture that compressed photos carry.
+
+    ``noise_channels`` feeds that many N(0, 1) planes beside the image: a deterministic network
+    can only make content-shaped pseudo-noise, and sensor noise is independent of the content.
+    ``jpeg_quality`` (0 = off) ends the network with a real JPEG round trip (``nets.jpeg``), so
+    the network learns the noise and the compression is applied as cameras apply it: after.
     """
 
     architecture = "dsgan"
 
-    def __init__(self, *, num_blocks: int = 8, num_features: int = 64, scale: int = 1, block_grid: int = 0) -> None:
+    def __init__(self, *, num_blocks: int = 8, num_features: int = 64, scale: int = 1, block_grid: int = 0,
+                 noise_channels: int = 0, jpeg_quality: int = 0) -> None:
         super().__init__()
         # ``scale`` is the SR factor of the pairs it makes; the network itself is size-preserving.
         config = dict(num_blocks=num_blocks, num_features=num_features, scale=scale)
-        if block_grid:
-            config["block_grid"] = block_grid  # only when used, so paper-layout files stay as they were
+        # Extensions are recorded only when used, so paper-layout files stay as they were.
+        for name, value in (("block_grid", block_grid), ("noise_channels", noise_channels),
+                            ("jpeg_quality", jpeg_quality)):
+            if value:
+                config[name] = value
         self.remember(**config)
         self.block_grid = block_grid
-        self.position_period = max(1, block_grid)  # tiles must start on the grid (see receptive_field.tile_alignment)
-        in_channels = 3 + 2 * block_grid
+        self.noise_channels = noise_channels
+        self.jpeg = DifferentiableJPEG(jpeg_quality) if jpeg_quality else None
+        # Tiles must start on the grid and on JPEG's 16x16 units (see receptive_field.tile_alignment).
+        self.position_period = math.lcm(max(1, block_grid), MCU if jpeg_quality else 1)
+        # An output pixel of JPEG depends on its own 16x16 unit and, through chroma upsampling, on
+        # the neighbouring unit: up to 16 px beyond what the convolutions reach.
+        self.block_reach = MCU if jpeg_quality else 0
+        in_channels = 3 + 2 * block_grid + noise_channels
         self.block_input = nn.Sequential(nn.Conv2d(in_channels, num_features, 3, padding=1), nn.PReLU())
         self.res_blocks = nn.ModuleList(DSGANResidualBlock(num_features) for _ in range(num_blocks))
         self.block_output = nn.Conv2d(num_features, 3, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise``: the N(0, 1) planes (N, noise_channels, H, W) to use; drawn here when None."""
+        inputs = [x]
         if self.block_grid:
-            x = torch.cat([x, grid_phase_channels(x, self.block_grid)], dim=1)
-        feat = self.block_input(x)
+            inputs.append(grid_phase_channels(x, self.block_grid))
+        if self.noise_channels:
+            if noise is None:
+                noise = torch.randn(x.shape[0], self.noise_channels, *x.shape[-2:], device=x.device, dtype=x.dtype)
+            inputs.append(noise.to(x.dtype))
+        feat = self.block_input(torch.cat(inputs, dim=1) if len(inputs) > 1 else x)
         for block in self.res_blocks:
             feat = block(feat)
-        return torch.sigmoid(self.block_output(feat))
+        image = torch.sigmoid(self.block_output(feat))
+        return self.jpeg(image) if self.jpeg is not None else image
 
 
 def grid_phase_channels(x: torch.Tensor, period: int) -> torch.Tensor:

@@ -54,12 +54,14 @@ class TrainConfig:
     val_every: int = 1000
     checkpoint_every: int = 500
     log_every: int = 50
-    degradation: str = "bicubic"  # bicubic | dsgan:PATH | paired:LR_DIR
+    degradation: str = "bicubic"  # bicubic | dsgan:PATH | classical:noise=S,jpeg=Q,blur=S | paired:LR_DIR
     freq_sep: bool = False
     highpass_pixel_weight: float = 0.0  # --freq-sep: pixel loss on the high-pass too, relative to the low-pass one
     # DSGAN
     source: list[str] = field(default_factory=list)
     block_grid: int = 0  # dsgan: grid-aware generator (8 = JPEG blocks); 0 = the paper's network
+    noise_channels: int = 0  # dsgan: N(0, 1) input planes for content-independent noise
+    jpeg_quality: int | str = 0  # dsgan: JPEG layer after the generator; "auto" = estimated from --source
     lowpass_kernel: int = 5
     lowpass_gaussian: bool = False
     color_weight: float = 1.0

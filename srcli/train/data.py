@@ -93,10 +93,10 @@ def random_crops(images: Sequence[torch.Tensor], count: int, size: int, generato
     return torch.stack(crops).float().div_(255)
 
 
-Degrader = Callable[[torch.Tensor, int], torch.Tensor]
+Degrader = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]  # (HR batch, scale, randomness) -> LR
 
 
-def bicubic_degrader(hr: torch.Tensor, scale: int) -> torch.Tensor:
+def bicubic_degrader(hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """MATLAB bicubic downscale, quantised to 8 bits like a saved LR image."""
     return quantize(imresize(hr, 1.0 / scale))
 
@@ -132,7 +132,7 @@ class PairedBatches(IterationBatches):
         scale = self.scales[int(torch.randint(len(self.scales), (1,), generator=generator))]
         hr = random_crops(self.images, self.batch, self.patch * scale, generator, self.augmentation)
         with torch.no_grad():
-            lr = self.degrader(hr, scale)
+            lr = self.degrader(hr, scale, generator)
         return {"lr": lr, "hr": hr, "scale": scale, "iteration": iteration}
 
 

@@ -67,8 +67,10 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
             flags.append(f"--highpass-pixel-weight {config.highpass_pixel_weight:g}")
     if config.lowpass_gaussian and (config.family == "dsgan" or config.freq_sep):
         flags.append("--lowpass gaussian")
-    if config.family == "dsgan" and config.block_grid:
-        flags.append(f"--block-grid {config.block_grid}")
+    if config.family == "dsgan":
+        for name in ("block_grid", "noise_channels", "jpeg_quality"):
+            if getattr(config, name):
+                flags.append(f"--{name.replace('_', '-')} {getattr(config, name)}")
     flags += _changed_losses(config)
     return {
         "command": " ".join(flags),

@@ -62,8 +62,9 @@ def build_generator(config: TrainConfig) -> nn.Module:
     if config.family == "mdsr":
         return registry.build("mdsr", scales=tuple(config.scales), **overrides)
     if config.family == "dsgan":
-        if config.block_grid:
-            overrides["block_grid"] = config.block_grid
+        for name in ("block_grid", "noise_channels", "jpeg_quality"):
+            if getattr(config, name):
+                overrides[name] = int(getattr(config, name))
         return registry.build("dsgan", scale=config.scale, **overrides)
     return registry.build(config.family, scale=config.scale, **overrides)
 
@@ -145,8 +146,24 @@ class Trainer:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(backend)
 
+    def _resolve_jpeg_quality(self) -> None:
+        """``--jpeg-quality auto``: read it off the source photos' DCT statistics (written to the config)."""
+        config = self.config
+        if config.family != "dsgan" or str(config.jpeg_quality) != "auto":
+            return
+        from ..nets.jpeg import estimate_jpeg_quality
+
+        paths = datamod.list_images(config.source)[:20]
+        quality, score = estimate_jpeg_quality([datamod.load_rgb_uint8(path).float() / 255 for path in paths])
+        if quality is None:
+            raise TrainError(f"--jpeg-quality auto: the source photos show no JPEG quantisation (fit {score:.3f}); "
+                             "give a quality or leave the option out")
+        config.jpeg_quality = quality
+        self._say(f"JPEG quality of the source photos, estimated: {quality} (fit {score:.3f}; 0 = exact, 0.25 = chance)")
+
     def _build(self) -> None:
         config = self.config
+        self._resolve_jpeg_quality()
         generator = build_generator(config).to(self.device)
         if self.amp_dtype is not None:
             keep_output_layer_fp32(generator)
@@ -210,7 +227,8 @@ class Trainer:
             source = datamod.load_image_cache(config.source, config.patch, self._say)
             self.dataset: torch.utils.data.Dataset = datamod.UnpairedBatches(
                 clean, source, batch=batch, patch=config.patch, scale=config.scale, seed=config.seed,
-                rank=self.rank, augmentation=config.augment, source_align=max(1, config.block_grid))
+                rank=self.rank, augmentation=config.augment,
+                source_align=int(getattr(_unwrap(self.generator), "position_period", 1)))
         elif config.degradation.startswith("paired:"):
             pairs = datamod.load_pairs(config.data, config.degradation.split(":", 1)[1], config.scale,
                                        config.patch, self._say)
@@ -233,7 +251,15 @@ class Trainer:
             from ..degrade import DSGANDegrader
 
             return DSGANDegrader(spec.split(":", 1)[1])
-        raise TrainError(f"unknown --degradation {spec!r}; use bicubic, dsgan:WEIGHTS or paired:LR_DIR")
+        if spec.startswith("classical:"):
+            from ..degrade import DegradeError, parse_classical
+
+            try:
+                return parse_classical(spec.split(":", 1)[1])
+            except DegradeError as error:
+                raise TrainError(f"--degradation {spec}: {error}") from None
+        raise TrainError(f"unknown --degradation {spec!r}; use bicubic, dsgan:WEIGHTS, "
+                         "classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR")
 
     def _load_validation(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if not self.config.val or self.rank != 0:
