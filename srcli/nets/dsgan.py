@@ -72,14 +72,16 @@ class DSGANGenerator(ConfigurableModule):
         if self.block_grid:
             inputs.append(grid_phase_channels(x, self.block_grid))
         if self.noise_channels:
-            if noise is None:
-                noise = torch.randn(x.shape[0], self.noise_channels, *x.shape[-2:], device=x.device, dtype=x.dtype)
-            inputs.append(noise.to(x.dtype))
+            inputs.append((self.draw_noise(x) if noise is None else noise).to(x.dtype))
         feat = self.block_input(torch.cat(inputs, dim=1) if len(inputs) > 1 else x)
         for block in self.res_blocks:
             feat = block(feat)
         image = torch.sigmoid(self.block_output(feat))
         return self.jpeg(image) if self.jpeg is not None else image
+
+    def draw_noise(self, x: torch.Tensor) -> torch.Tensor:
+        """Fresh N(0, 1) planes for ``x`` (a method, so a test can make the network deterministic)."""
+        return torch.randn(x.shape[0], self.noise_channels, *x.shape[-2:], device=x.device, dtype=x.dtype)
 
 
 def grid_phase_channels(x: torch.Tensor, period: int) -> torch.Tensor:
