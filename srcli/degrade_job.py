@@ -36,6 +36,7 @@ def make_degrader(method: str, scale: int, weights: str | None, blur: float, noi
         from .imresize import imresize, quantize
 
         lr = imresize(crop_for_scale(hr, scale), 1.0 / scale).clamp(0, 1)
+        torch.manual_seed(seed)  # a noise-input DSGAN: the same file and --seed give the same LR
         return quantize(upscaler.upscale(lr))
 
     return dsgan, "dsgan"

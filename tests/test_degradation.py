@@ -167,3 +167,21 @@ def test_train_dsgan_estimates_jpeg_quality_from_the_source(tmp_path: Path):
     refused = CliRunner().invoke(main, common + ["--source", str(clean), "--jpeg-quality", "auto",
                                                  "--out", str(tmp_path / "run2")])
     assert refused.exit_code != 0 and "no JPEG quantisation" in refused.output and "Traceback" not in refused.output
+
+
+def test_degrade_with_a_noise_input_dsgan_is_reproducible(tmp_path: Path):
+    from srcli.checkpoint import save_model
+
+    model = registry.build("dsgan", num_blocks=1, num_features=8, noise_channels=3)
+    with torch.no_grad():
+        model.block_input[0].weight[:, 3:] *= 50  # make the noise matter
+    weights = save_model(model, tmp_path / "dsgan.safetensors")
+    Image.fromarray(synthetic_image(5, 64, 64)).save(tmp_path / "hr.png")
+    outputs = []
+    for folder, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        result = CliRunner().invoke(main, ["degrade", str(tmp_path / "hr.png"), "-o", str(tmp_path / folder),
+                                           "--weights", str(weights), "-x", "2", "--seed", seed])
+        assert result.exit_code == 0, result.output
+        outputs.append(np.asarray(Image.open(tmp_path / folder / "hr.png")))
+    assert outputs[0].shape == (32, 32, 3)
+    assert np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])

@@ -17,7 +17,7 @@ from .common import EXIT_FAILED, EXIT_OK, collect_jobs, handle_errors
 @click.option("--blur", type=float, default=0.0, help="classical: Gaussian blur sigma on the HR, in HR pixels.")
 @click.option("--noise", type=float, default=0.0, help="classical: Gaussian noise sigma in 8-bit levels.")
 @click.option("--jpeg", type=click.IntRange(1, 100), help="classical: JPEG quality of the LR.")
-@click.option("--seed", type=int, default=0, show_default=True, help="classical: noise seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="noise seed (classical, and DSGANs with noise inputs).")
 @click.option("--suffix", default="", help="Name outputs {stem}_{suffix}{ext} (default: same name as the HR, so pairs match).")
 @click.option("--ext", type=click.Choice(["auto", "png", "jpg", "webp", "tiff"]), default="png", show_default=True)
 @click.option("--recursive", "-r", is_flag=True)
