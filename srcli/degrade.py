@@ -44,11 +44,11 @@ class DSGANDegrader:
     def __call__(self, hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.inference_mode():
             lr = imresize(hr.float(), 1.0 / scale).clamp(0, 1)
+            lr = lr.to(self.device)
             noise = None
             if getattr(self.model, "noise_channels", 0):  # from the batch's generator: batches stay reproducible
-                noise = torch.randn(lr.shape[0], self.model.noise_channels, *lr.shape[-2:], generator=generator)
-                noise = noise.to(self.device)
-            return quantize(self.model(lr.to(self.device), noise).float().cpu())
+                noise = self.model.draw_noise(lr, generator)
+            return quantize(self.model(lr, noise).float().cpu())
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

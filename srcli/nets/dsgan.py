@@ -79,9 +79,15 @@ class DSGANGenerator(ConfigurableModule):
         image = torch.sigmoid(self.block_output(feat))
         return self.jpeg(image) if self.jpeg is not None else image
 
-    def draw_noise(self, x: torch.Tensor) -> torch.Tensor:
-        """Fresh N(0, 1) planes for ``x`` (a method, so a test can make the network deterministic)."""
-        return torch.randn(x.shape[0], self.noise_channels, *x.shape[-2:], device=x.device, dtype=x.dtype)
+    def draw_noise(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fresh N(0, 1) planes for ``x``, from ``generator`` (a CPU one) when given.
+
+        A method, so a test can make the network deterministic.
+        """
+        shape = (x.shape[0], self.noise_channels, *x.shape[-2:])
+        if generator is not None:
+            return torch.randn(shape, generator=generator).to(device=x.device, dtype=x.dtype)
+        return torch.randn(shape, device=x.device, dtype=x.dtype)
 
 
 def grid_phase_channels(x: torch.Tensor, period: int) -> torch.Tensor:
