@@ -37,8 +37,10 @@ def ms_per_megapixel(name: str, scale: int, size: int = 256, repeats: int = 2) -
     return 1000 * seconds / ((size * scale) ** 2 / 1e6)
 
 
-def measure(entry: dict, data_root: str, datasets: list[str]) -> dict:
+def measure(entry: dict, data_root: str, datasets: list[str], keep_timing: bool = False) -> dict:
+    """PSNR/SSIM beside bicubic per dataset and scale; timing too unless kept (a busy CPU gives slow figures)."""
     metrics: dict = {}
+    old_timing = entry.get("metrics", {}).get("cpu_ms_per_output_mp", {})
     for scale in entry["scales"]:
         if entry["architecture"] == "dsgan":
             from dsgan_stats import content_matched_ratios
@@ -54,6 +56,10 @@ def measure(entry: dict, data_root: str, datasets: list[str]) -> dict:
             prefix = "bicubic_" if result.model == "bicubic" else ""
             cell[prefix + "psnr"] = round(result.psnr, 3)
             cell[prefix + "ssim"] = round(result.ssim, 4)
+        if keep_timing and str(scale) in old_timing:
+            metrics.setdefault("cpu_ms_per_output_mp", {})[str(scale)] = old_timing[str(scale)]
+            metrics["cpu_threads"] = entry["metrics"].get("cpu_threads", 1)
+            continue
         metrics.setdefault("cpu_ms_per_output_mp", {})[str(scale)] = round(ms_per_megapixel(entry["name"], scale), 1)
         metrics["cpu_threads"] = torch.get_num_threads()  # timings depend on it (and on what else runs)
     metrics["measured_with"] = ("python benchmarks/measure_weights.py --data-root ../shared/data/benchmarks "
@@ -68,10 +74,15 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="entry name(s) to measure")
     parser.add_argument("--timing-only", action="store_true",
                         help="re-measure cpu_ms_per_output_mp only (e.g. after a default-precision change)")
+    parser.add_argument("--file", action="append", help="only the entry with this weights file name(s)")
+    parser.add_argument("--keep-timing", action="store_true",
+                        help="measure PSNR/SSIM but keep the manifest's timings (when trainings occupy the CPU)")
     args = parser.parse_args()
     datasets = args.datasets.split(",")
     for entry in read_manifest():
         if args.only and entry["name"] not in args.only:
+            continue
+        if args.file and entry["file"] not in args.file:
             continue
         find_entry(entry["name"], entry["scales"][0])  # fails early on a broken manifest
         if args.timing_only:
@@ -81,7 +92,7 @@ def main() -> None:
             entry.setdefault("metrics", {})["cpu_ms_per_output_mp"] = timings
             entry["metrics"]["cpu_threads"] = torch.get_num_threads()
         else:
-            entry["metrics"] = measure(entry, args.data_root, datasets)
+            entry["metrics"] = measure(entry, args.data_root, datasets, keep_timing=args.keep_timing)
         upsert_entry(entry, weights_dir())
         print(entry["name"], entry["scales"], entry["metrics"])
 

@@ -343,6 +343,11 @@ class Trainer:
         lr = self._to_device(batch["lr"])
         real = self._to_device(batch["source"] if dsgan else batch["hr"])
         content_target = lr if dsgan else real
+        # D on the real batch once, with its graph kept for the D update: D does not change during the
+        # G update, so the second forward that BasicSR-style loops make would give the same logits.
+        with self._autocast():
+            real_logits_d = self.discriminator(self._d_input(real))
+        real_logits = real_logits_d.detach() if config.gan_type == "ragan" else None
         for parameter in self.discriminator.parameters():
             parameter.requires_grad_(False)
         self.optimizer_g.zero_grad(set_to_none=True)
@@ -352,7 +357,6 @@ class Trainer:
                 fake_logits, fake_features = self.collector.run(self.discriminator, self._d_input(fake))
             else:
                 fake_logits, fake_features = self.discriminator(self._d_input(fake)), []
-            real_logits = self.discriminator(self._d_input(real)).detach() if config.gan_type == "ragan" else None
         fake32 = fake.float()
         logs: dict[str, float] = {}
         total = torch.zeros((), device=self.device)
@@ -379,9 +383,8 @@ class Trainer:
             parameter.requires_grad_(True)
         self.optimizer_d.zero_grad(set_to_none=True)
         with self._autocast():
-            real_logits = self.discriminator(self._d_input(real))
             fake_logits = self.discriminator(self._d_input(fake.detach()))
-        d_loss = losses.discriminator_gan_loss(config.gan_type, real_logits, fake_logits)
+        d_loss = losses.discriminator_gan_loss(config.gan_type, real_logits_d, fake_logits)
         self._backward(d_loss, self.optimizer_d)
         logs["d_loss"] = d_loss.item()
         return logs
