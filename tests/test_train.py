@@ -63,6 +63,31 @@ def parameters_copy(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in module.parameters()]
 
 
+@pytest.mark.parametrize("family,gan_type", [("srgan", "standard"), ("esrgan", "ragan")])
+def test_gan_step_reuses_real_logits_exactly(family: str, gan_type: str, image_folder: Path, tmp_path: Path) -> None:
+    """D runs on the real batch once per step, and its loss is what fresh forwards of the pre-step nets give."""
+    import copy
+
+    from srcli.train import losses
+
+    config = tiny_config(family, image_folder, tmp_path / "run", stage="gan", gan_type=gan_type, iters=1)
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    trainer.generator.train()
+    trainer.discriminator.train()
+    batch = next(iter(trainer._loader()))
+    generator_before = copy.deepcopy(trainer.generator)
+    discriminator_before = copy.deepcopy(trainer.discriminator)
+    calls: list[int] = []
+    trainer.discriminator.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    logs = trainer.gan_step(batch)
+    assert len(calls) == 3  # real once, fake for G, detached fake for D
+    with torch.no_grad():
+        lr, hr = batch["lr"], batch["hr"]
+        expected = losses.discriminator_gan_loss(gan_type, discriminator_before(trainer._d_input(hr)),
+                                                 discriminator_before(trainer._d_input(generator_before(lr))))
+    assert logs["d_loss"] == pytest.approx(expected.item(), rel=1e-5, abs=1e-6)
+
+
 @pytest.mark.parametrize("family,stage", [("srgan", "gan"), ("esrgan", "gan"), ("dsgan", "gan")])
 def test_gan_step_updates_both_networks(family: str, stage: str, image_folder: Path, tmp_path: Path) -> None:
     config = tiny_config(family, image_folder, tmp_path / "run", stage=stage, iters=1)

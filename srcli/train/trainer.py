@@ -321,7 +321,8 @@ class Trainer:
             return high_pass(image, self.config.lowpass_kernel, self.config.lowpass_gaussian)
         return image
 
-    def _perceptual(self, fake: torch.Tensor, real: torch.Tensor, fake_features: list[torch.Tensor]) -> torch.Tensor:
+    def _perceptual(self, fake: torch.Tensor, real: torch.Tensor, fake_features: list[torch.Tensor],
+                    real_features: list[torch.Tensor] | None = None) -> torch.Tensor:
         if self.vgg is not None:
             with self._autocast():
                 fake_vgg = self.vgg(fake)
@@ -331,8 +332,9 @@ class Trainer:
                 return torch.nn.functional.mse_loss(fake_vgg.float() / 12.75, real_vgg.float() / 12.75)
             return torch.nn.functional.l1_loss(fake_vgg.float(), real_vgg.float())
         assert self.collector is not None and self.discriminator is not None
-        with torch.no_grad(), self._autocast():
-            _, real_features = self.collector.run(self.discriminator, self._d_input(real))
+        if real_features is None:
+            with torch.no_grad(), self._autocast():
+                _, real_features = self.collector.run(self.discriminator, self._d_input(real))
         return losses.feature_matching(fake_features, real_features)
 
     def gan_step(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -345,8 +347,14 @@ class Trainer:
         content_target = lr if dsgan else real
         # D on the real batch once, with its graph kept for the D update: D does not change during the
         # G update, so the second forward that BasicSR-style loops make would give the same logits.
+        # Feature matching against HR reads its D features from that same forward (DSGAN compares
+        # with the LR input instead, which needs its own pass).
+        real_features: list[torch.Tensor] | None = None
         with self._autocast():
-            real_logits_d = self.discriminator(self._d_input(real))
+            if self.collector is not None and content_target is real:
+                real_logits_d, real_features = self.collector.run(self.discriminator, self._d_input(real))
+            else:
+                real_logits_d = self.discriminator(self._d_input(real))
         real_logits = real_logits_d.detach() if config.gan_type == "ragan" else None
         for parameter in self.discriminator.parameters():
             parameter.requires_grad_(False)
@@ -371,7 +379,7 @@ class Trainer:
             total = total + config.pixel_weight * pixel
             logs["pixel"] = pixel.item()
         if config.perceptual_weight > 0 and config.perceptual != "none":
-            perceptual = self._perceptual(fake32, content_target, fake_features)
+            perceptual = self._perceptual(fake32, content_target, fake_features, real_features)
             total = total + config.perceptual_weight * perceptual
             logs["perceptual"] = perceptual.item()
         adversarial = losses.generator_gan_loss(config.gan_type, fake_logits, real_logits)
