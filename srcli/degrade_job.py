@@ -31,13 +31,17 @@ def make_degrader(method: str, scale: int, weights: str | None, blur: float, noi
         generator, _ = load_shipped("dsgan")
     # Large images are tiled exactly like upscaling (DSGAN is a scale-1 network).
     upscaler = Upscaler(generator, scale=1, device=pick_device(device), precision="fp32", tile="auto")
+    rng_devices = [upscaler.device.index or 0] if upscaler.device.type == "cuda" else []
 
     def dsgan(hr: torch.Tensor) -> torch.Tensor:
         from .imresize import imresize, quantize
 
         lr = imresize(crop_for_scale(hr, scale), 1.0 / scale).clamp(0, 1)
-        torch.manual_seed(seed)  # a noise-input DSGAN: the same file and --seed give the same LR
-        return quantize(upscaler.upscale(lr))
+        # A noise-input DSGAN: the same file and --seed give the same LR; the seeded RNG state is
+        # confined to this call, so nothing else in the process inherits it.
+        with torch.random.fork_rng(devices=rng_devices):
+            torch.manual_seed(seed)
+            return quantize(upscaler.upscale(lr))
 
     return dsgan, "dsgan"
 
