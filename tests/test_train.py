@@ -14,7 +14,7 @@ from srcli.checkpoint import load_model, read_state_dict
 from srcli.train.config import ConfigError, parse_duration, resolve_config
 from srcli.train.export import export_run
 from srcli.train.trainer import TrainError, Trainer, train
-from srcli.weights import read_manifest
+from srcli.weights import read_manifest, upsert_entry
 
 
 def tiny_config(family: str, folder: Path, out: Path, **extra: Any):
@@ -279,6 +279,34 @@ def test_init_from_x2_skips_tail(image_folder: Path, tmp_path: Path) -> None:
     assert torch.equal(own["head.0.weight"], source["head.0.weight"])
     assert own["tail.0.0.weight"].shape != source["tail.0.0.weight"].shape or not torch.equal(
         own["tail.0.0.weight"], source["tail.0.0.weight"])
+
+
+def test_init_from_same_scale_keeps_tail(image_folder: Path, tmp_path: Path) -> None:
+    """Continuing a shipped x2 at x2 must start from the whole network, upsampler included."""
+    config = tiny_config("edsr", image_folder, tmp_path / "x2", iters=2)
+    train(config, progress=False, echo=lambda text: None)
+    export_run(tmp_path / "x2", tmp_path / "x2.safetensors", manifest=False)
+    config = tiny_config("edsr", image_folder, tmp_path / "again", iters=1, init=str(tmp_path / "x2.safetensors"))
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    source = load_model(tmp_path / "x2.safetensors").state_dict()
+    own = trainer.generator.state_dict()
+    assert all(torch.equal(own[key], value) for key, value in source.items())
+
+
+def test_export_keeps_timings_of_the_same_network(image_folder: Path, tmp_path: Path) -> None:
+    """A re-export clears quality metrics (new weights) but keeps speed (same architecture)."""
+    config = tiny_config("edsr", image_folder, tmp_path / "run", iters=2)
+    train(config, progress=False, echo=lambda text: None)
+    output = tmp_path / "weights" / "edsr_x2.safetensors"
+    entry = export_run(tmp_path / "run", output)
+    entry["metrics"] = {"Set5": {"2": {"psnr": 30.0}}, "cpu_ms_per_output_mp": {"2": 123.4}, "cpu_threads": 1}
+    upsert_entry(entry, output.parent)
+    again = export_run(tmp_path / "run", output)
+    assert again["metrics"] == {"cpu_ms_per_output_mp": {"2": 123.4}, "cpu_threads": 1}
+    assert read_manifest(output.parent)[0]["metrics"] == again["metrics"]
+    wider = tiny_config("edsr", image_folder, tmp_path / "wider", iters=1, features=config.features * 2)
+    train(wider, progress=False, echo=lambda text: None)
+    assert export_run(tmp_path / "wider", output)["metrics"] == {}
 
 
 def test_time_budget_stops_with_checkpoint(image_folder: Path, tmp_path: Path) -> None:

@@ -77,9 +77,14 @@ def build_discriminator(config: TrainConfig) -> nn.Module:
 
 
 def initialise_from(model: nn.Module, path: str, skip_tail: bool) -> list[str]:
-    """Copy matching tensors from ``path`` (EDSR x3/x4 from x2: everything but the upsampling tail)."""
+    """Copy matching tensors from ``path`` (EDSR x3/x4 from x2: everything but the upsampling tail).
+
+    A source of the same scale keeps its tail too: that is a continuation, not a new scale."""
     try:
-        source = load_model(path).state_dict()
+        loaded = load_model(path)
+        source = loaded.state_dict()
+        if getattr(loaded, "scale", None) is not None and getattr(loaded, "scale", None) == getattr(model, "scale", None):
+            skip_tail = False
     except Exception:
         source, _ = read_state_dict(path)
     own = model.state_dict()
