@@ -77,10 +77,14 @@ def write_manifest(entries: list[dict[str, Any]], directory: Path | None = None)
     return path
 
 
+def same_slot(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two manifest entries for the same shipped model: one name and the same scales."""
+    return a["name"] == b["name"] and a.get("scales") == b.get("scales")
+
+
 def upsert_entry(entry: dict[str, Any], directory: Path | None = None) -> Path:
     """Add or replace the entry with the same name and scales."""
-    entries = [e for e in read_manifest(directory)
-               if not (e["name"] == entry["name"] and e.get("scales") == entry.get("scales"))]
+    entries = [e for e in read_manifest(directory) if not same_slot(e, entry)]
     entries.append(entry)
     return write_manifest(entries, directory)
 

@@ -11,7 +11,7 @@ import torch
 
 from ..checkpoint import read_state_dict, save_model
 from ..nets.common import count_parameters
-from ..weights import read_manifest, sha256_of, upsert_entry
+from ..weights import read_manifest, same_slot, sha256_of, upsert_entry
 from .config import TrainConfig, resolve_config
 from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config
 
@@ -156,7 +156,7 @@ def _kept_timings(entry: dict[str, Any], directory: Path) -> dict[str, Any]:
     """Speed depends on the architecture, not on the weights' values: keep the previous entry's
     timings when the network is the same, so a re-export does not lose a measurement."""
     for old in read_manifest(directory):
-        if (old["name"] == entry["name"] and old.get("scales") == entry["scales"]
-                and old.get("architecture") == entry["architecture"] and old.get("config") == entry["config"]):
+        if (same_slot(old, entry) and old.get("architecture") == entry["architecture"]
+                and old.get("config") == entry["config"]):
             return {key: old["metrics"][key] for key in TIMING_KEYS if key in old.get("metrics", {})}
     return {}

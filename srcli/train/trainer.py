@@ -83,8 +83,8 @@ def initialise_from(model: nn.Module, path: str, skip_tail: bool) -> list[str]:
     try:
         loaded = load_model(path)
         source = loaded.state_dict()
-        if getattr(loaded, "scale", None) is not None and getattr(loaded, "scale", None) == getattr(model, "scale", None):
-            skip_tail = False
+        scale = getattr(loaded, "scale", None)
+        skip_tail = skip_tail and (scale is None or scale != getattr(model, "scale", None))
     except Exception:
         source, _ = read_state_dict(path)
     own = model.state_dict()
