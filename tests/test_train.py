@@ -304,6 +304,8 @@ def test_export_keeps_timings_of_the_same_network(image_folder: Path, tmp_path: 
     again = export_run(tmp_path / "run", output)
     assert again["metrics"] == {"cpu_ms_per_output_mp": {"2": 123.4}, "cpu_threads": 1}
     assert read_manifest(output.parent)[0]["metrics"] == again["metrics"]
+    twin = export_run(tmp_path / "run", output.with_name("edsr-real_x2.safetensors"), name="edsr-real")
+    assert twin["metrics"] == again["metrics"]  # another name, the same forward pass
     wider = tiny_config("edsr", image_folder, tmp_path / "wider", iters=1, features=config.features * 2)
     train(wider, progress=False, echo=lambda text: None)
     assert export_run(tmp_path / "wider", output)["metrics"] == {}

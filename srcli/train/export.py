@@ -144,7 +144,7 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
         "metrics": {},
     }
     if manifest:  # quality metrics are cleared: the new weights must be measured again
-        entry["metrics"] = _kept_timings(entry, output.parent)
+        entry["metrics"] = kept_timings(entry, read_manifest(output.parent))
         upsert_entry(entry, output.parent)
     return entry
 
@@ -152,11 +152,22 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
 TIMING_KEYS = ("cpu_ms_per_output_mp", "cpu_threads")
 
 
-def _kept_timings(entry: dict[str, Any], directory: Path) -> dict[str, Any]:
-    """Speed depends on the architecture, not on the weights' values: keep the previous entry's
-    timings when the network is the same, so a re-export does not lose a measurement."""
-    for old in read_manifest(directory):
-        if (same_slot(old, entry) and old.get("architecture") == entry["architecture"]
-                and old.get("config") == entry["config"]):
-            return {key: old["metrics"][key] for key in TIMING_KEYS if key in old.get("metrics", {})}
-    return {}
+def same_network(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """One architecture, config and set of scales: the same forward pass, whatever the weights."""
+    return (a.get("architecture") == b.get("architecture") and a.get("config") == b.get("config")
+            and a.get("scales") == b.get("scales"))
+
+
+def kept_timings(entry: dict[str, Any], manifest_entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Timings of a manifest entry with the same network as ``entry`` (its own slot first).
+
+    Speed depends on the forward pass, not on the weights' values or the model's name: a
+    re-export, or a fine-tuned twin of a shipped network, keeps the measurement instead of
+    being timed afresh on whatever machine exports it.
+    """
+    timed = [old for old in manifest_entries
+             if same_network(old, entry) and any(key in old.get("metrics", {}) for key in TIMING_KEYS)]
+    timed.sort(key=lambda old: not same_slot(old, entry))
+    if not timed:
+        return {}
+    return {key: timed[0]["metrics"][key] for key in TIMING_KEYS if key in timed[0]["metrics"]}
