@@ -82,9 +82,10 @@ def same_slot(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["name"] == b["name"] and a.get("scales") == b.get("scales")
 
 
-def upsert_entry(entry: dict[str, Any], directory: Path | None = None) -> Path:
-    """Add or replace the entry with the same name and scales."""
-    entries = [e for e in read_manifest(directory) if not same_slot(e, entry)]
+def upsert_entry(entry: dict[str, Any], directory: Path | None = None,
+                 current: list[dict[str, Any]] | None = None) -> Path:
+    """Add or replace the entry with the same name and scales (``current``: the manifest, if already read)."""
+    entries = [e for e in (read_manifest(directory) if current is None else current) if not same_slot(e, entry)]
     entries.append(entry)
     return write_manifest(entries, directory)
 

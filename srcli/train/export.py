@@ -144,8 +144,9 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
         "metrics": {},
     }
     if manifest:  # quality metrics are cleared: the new weights must be measured again
-        entry["metrics"] = kept_timings(entry, read_manifest(output.parent))
-        upsert_entry(entry, output.parent)
+        current = read_manifest(output.parent)
+        entry["metrics"] = kept_timings(entry, current)
+        upsert_entry(entry, output.parent, current)
     return entry
 
 
