@@ -82,6 +82,12 @@ def same_slot(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["name"] == b["name"] and a.get("scales") == b.get("scales")
 
 
+def same_network(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """One architecture, config and set of scales: the same forward pass, whatever the weights."""
+    return (a.get("architecture") == b.get("architecture") and a.get("config") == b.get("config")
+            and a.get("scales") == b.get("scales"))
+
+
 def upsert_entry(entry: dict[str, Any], directory: Path | None = None,
                  current: list[dict[str, Any]] | None = None) -> Path:
     """Add or replace the entry with the same name and scales (``current``: the manifest, if already read)."""

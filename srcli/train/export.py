@@ -11,7 +11,7 @@ import torch
 
 from ..checkpoint import read_state_dict, save_model
 from ..nets.common import count_parameters
-from ..weights import read_manifest, same_slot, sha256_of, upsert_entry
+from ..weights import read_manifest, same_network, same_slot, sha256_of, upsert_entry
 from .config import TrainConfig, resolve_config
 from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config
 
@@ -151,12 +151,6 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
 
 
 TIMING_KEYS = ("cpu_ms_per_output_mp", "cpu_threads")
-
-
-def same_network(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """One architecture, config and set of scales: the same forward pass, whatever the weights."""
-    return (a.get("architecture") == b.get("architecture") and a.get("config") == b.get("config")
-            and a.get("scales") == b.get("scales"))
 
 
 def kept_timings(entry: dict[str, Any], manifest_entries: list[dict[str, Any]]) -> dict[str, Any]:
