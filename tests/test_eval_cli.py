@@ -158,10 +158,18 @@ def test_a_model_missing_one_of_several_scales_is_skipped_there(tiny_set: Path, 
     assert len(skipped) == 1
 
 
+def test_without_a_model_it_measures_the_default_model_beside_bicubic(tiny_set: Path, tmp_path: Path) -> None:
+    json_path = tmp_path / "r.json"
+    result = run_cli(str(tiny_set), "-x", "2", "--device", "cpu", "--json", str(json_path), "--quiet")
+    assert result.exit_code == 0, result.output
+    data = json.loads(json_path.read_text())["results"]
+    assert [(r["model"], r["scale"]) for r in data] == [("bicubic", 2), ("edsr", 2)]
+    assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in data)
+
+
 @pytest.mark.parametrize("args", [
     ["Set9", "--model", "bicubic", "--data-root", "{tmp}"],
     ["{set}", "--model", "bicubic", "-x", "2", "--border", "20"],
-    ["{set}", "-x", "2"],
     ["{set}", "--weights", "{tmp}/missing.safetensors"],
     ["{set}", "--weights", "{weights}", "-x", "3"],
 ])

@@ -132,7 +132,8 @@ def _run_with_progress(quiet: bool, **kwargs: Any) -> list[Result]:
 @click.command("eval")
 @click.argument("datasets", nargs=-1, required=True, metavar="DATASET...")
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME",
-              help="Shipped model name, or 'bicubic' for the baseline. Repeat to compare.")
+              help="Shipped model name, or 'bicubic' for the baseline. Repeat to compare. "
+                   "Default (no --model or --weights): bicubic and the default model (edsr).")
 @click.option("--weights", multiple=True, metavar="[LABEL=]FILE",
               help="Your own checkpoint (repeatable); the row is labelled LABEL or the file name.")
 @click.option("-x", "--scale", "scales", type=click.IntRange(min=1), multiple=True,
@@ -164,7 +165,10 @@ def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tu
     Example: srcli eval Set5 Set14 --model bicubic --model edsr -x 2 -x 4
     """
     from ..evaluate import InferenceOptions, results_csv, results_json, results_markdown, write_report
+    from ..resolve import DEFAULT_MODEL
 
+    if not models and not weights:  # `srcli eval Set5`: the default model beside its baseline, like upscale
+        models = ("bicubic", DEFAULT_MODEL)
     pad: str | int = tile_pad if tile_pad in ("auto", "full") else _int_option(tile_pad, "--tile-pad")
     options = InferenceOptions(device, precision, parse_tile(tile), pad, ensemble)
     skipped: list[str] = []

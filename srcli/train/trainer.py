@@ -129,6 +129,7 @@ class Trainer:
         self.best_psnr: float | None = None
         self.history: list[dict[str, Any]] = []
         self._stop_requested = False
+        self._source_cache: list[torch.Tensor] | None = None
         self._init_distributed()
         torch.manual_seed(config.seed + self.rank)
         random.seed(config.seed + self.rank)
@@ -151,6 +152,14 @@ class Trainer:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(backend)
 
+    def _source_images(self) -> list[torch.Tensor]:
+        """DSGAN's source photos, decoded once: the JPEG estimate and the training data share them."""
+        if self._source_cache is None:
+            if not self.config.source:
+                raise TrainError("DSGAN needs --source REAL_DIR (unpaired photos of the target domain)")
+            self._source_cache = datamod.load_image_cache(self.config.source, self.config.patch, self._say)
+        return self._source_cache
+
     def _resolve_jpeg_quality(self) -> None:
         """``--jpeg-quality auto``: read it off the source photos' DCT statistics (written to the config)."""
         config = self.config
@@ -158,8 +167,8 @@ class Trainer:
             return
         from ..nets.jpeg import estimate_jpeg_quality
 
-        paths = datamod.list_images(config.source)[:20]
-        quality, score = estimate_jpeg_quality([datamod.load_rgb_uint8(path).float() / 255 for path in paths])
+        sample = self._source_images()[:20]
+        quality, score = estimate_jpeg_quality([image.float() / 255 for image in sample])
         if quality is None:
             raise TrainError(f"--jpeg-quality auto: the source photos show no JPEG quantisation (fit {score:.3f}); "
                              "give a quality or leave the option out")
@@ -224,12 +233,10 @@ class Trainer:
         batch = max(1, config.batch // self.world)
         hr_side = config.patch * max(scales)
         if config.family == "dsgan":
-            if not config.source:
-                raise TrainError("DSGAN needs --source REAL_DIR (unpaired photos of the target domain)")
             if config.block_grid and config.patch % config.block_grid:
                 raise TrainError(f"--block-grid {config.block_grid} needs a --patch that is a multiple of it")
             clean = datamod.load_image_cache(config.data, hr_side, self._say)
-            source = datamod.load_image_cache(config.source, config.patch, self._say)
+            source = self._source_images()
             self.dataset: torch.utils.data.Dataset = datamod.UnpairedBatches(
                 clean, source, batch=batch, patch=config.patch, scale=config.scale, seed=config.seed,
                 rank=self.rank, augmentation=config.augment,
