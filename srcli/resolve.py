@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .checkpoint import load_model
+from .defaults import DEFAULT_MODEL
 from .interpolate import check_alpha, interpolate_models
 from .nets.mdsr import MDSR, MDSRAtScale
 from .weights import MissingScale, WeightsError, find_entry, load_entry, load_shipped
@@ -17,8 +18,6 @@ INTERPOLATION_PAIRS = {
     "srgan": ("srresnet", "srgan"),
     "srresnet": ("srresnet", "srgan"),
 }
-DEFAULT_MODEL = "edsr"
-DEFAULT_SCALE = 4
 
 
 class ModelChoiceError(ValueError):

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import click
 
+from ..defaults import DEFAULT_MODEL
 from .common import console, handle_errors
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def _run_with_progress(quiet: bool, **kwargs: Any) -> list[Result]:
 @click.argument("datasets", nargs=-1, required=True, metavar="DATASET...")
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME",
               help="Shipped model name, or 'bicubic' for the baseline. Repeat to compare. "
-                   "Default (no --model or --weights): bicubic and the default model (edsr).")
+                   f"Default (no --model or --weights): bicubic and the default model ({DEFAULT_MODEL}).")
 @click.option("--weights", multiple=True, metavar="[LABEL=]FILE",
               help="Your own checkpoint (repeatable); the row is labelled LABEL or the file name.")
 @click.option("-x", "--scale", "scales", type=click.IntRange(min=1), multiple=True,
@@ -165,7 +166,6 @@ def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tu
     Example: srcli eval Set5 Set14 --model bicubic --model edsr -x 2 -x 4
     """
     from ..evaluate import InferenceOptions, results_csv, results_json, results_markdown, write_report
-    from ..resolve import DEFAULT_MODEL
 
     if not models and not weights:  # `srcli eval Set5`: the default model beside its baseline, like upscale
         models = ("bicubic", DEFAULT_MODEL)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..defaults import DEFAULT_MODEL
 from .common import EXIT_FAILED, EXIT_OK, collect_jobs, handle_errors
 
 
@@ -38,7 +39,7 @@ def tile_pad_option(value: str) -> str | int:
 def model_options(function: Any) -> Any:
     """Options shared by commands that run a network."""
     options = [
-        click.option("--model", "-m", "model", help="Shipped model name (see 'srcli models'); default edsr."),
+        click.option("--model", "-m", "model", help=f"Shipped model name (see 'srcli models'); default {DEFAULT_MODEL}."),
         click.option("-x", "--scale", type=click.IntRange(1, 8), help="Network scale (default: 4, or the file's)."),
         click.option("--weights", type=click.Path(dir_okay=False), help="Any checkpoint srcli can load."),
         click.option("--alpha", type=float, help="Blend the shipped PSNR/GAN pair on the fly (0 = PSNR, 1 = GAN)."),
@@ -97,7 +98,7 @@ COMMANDS = [upscale_command]
 
 @click.command("compare")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--models", "-m", "models", multiple=True, default=["edsr"], show_default=True,
+@click.option("--models", "-m", "models", multiple=True, default=[DEFAULT_MODEL], show_default=True,
               help="Shipped model names or weight files, repeated or comma-separated (bicubic is always shown).")
 @click.option("-x", "--scale", type=click.IntRange(2, 8), default=4, show_default=True)
 @click.option("--crop", help="Region x,y,w,h in HR pixels (default: centred square of --crop-size).")
