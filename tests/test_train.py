@@ -432,3 +432,31 @@ def test_freq_sep_pixel_term_splits_the_bands(image_folder: Path, tmp_path: Path
                              pixel_loss="l1", highpass_pixel_weight=weight)
         trainer = Trainer(config, progress=False, echo=lambda text: None)
         assert torch.allclose(trainer._pixel_term(sr, hr), low + weight * high)
+
+
+def test_a_continued_export_counts_the_training_behind_its_init(image_folder: Path, tmp_path: Path) -> None:
+    """Shipped weights are continued across sessions and exported over their own init file:
+    the recipe must still add up every iteration, and name the exact file it started from."""
+    first = tiny_config("edsr", image_folder, tmp_path / "first", iters=2)
+    train(first, progress=False, echo=lambda text: None)
+    shipped = tmp_path / "weights" / "edsr_x2.safetensors"
+    started_from = export_run(tmp_path / "first", shipped)
+    assert "initialised_from" not in started_from["recipe"]
+
+    again = tiny_config("edsr", image_folder, tmp_path / "again", iters=3, init=str(shipped))
+    train(again, progress=False, echo=lambda text: None)
+    entry = export_run(tmp_path / "again", shipped, notes="continued")  # over its own init file
+    recipe = entry["recipe"]
+    assert recipe["iterations"] == 3 and recipe["iterations_total"] == 5 and recipe["notes"] == "continued"
+    assert recipe["initialised_from"]["sha256"] == started_from["sha256"] != entry["sha256"]
+    assert recipe["train_hours_total"] >= recipe["train_hours_estimate"]
+
+    third = tiny_config("edsr", image_folder, tmp_path / "third", iters=1, init=str(shipped))
+    train(third, progress=False, echo=lambda text: None)  # reads the total from the manifest
+    assert export_run(tmp_path / "third", shipped)["recipe"]["iterations_total"] == 6
+
+    x4 = tiny_config("edsr", image_folder, tmp_path / "x4", iters=1, scale=4, init=str(shipped))
+    train(x4, progress=False, echo=lambda text: None)
+    x4_recipe = export_run(tmp_path / "x4", shipped.with_name("edsr_x4.safetensors"))["recipe"]
+    assert "iterations_total" not in x4_recipe  # a new tail: x2's iterations are pre-training, not x4's
+    assert x4_recipe["initialised_from"] == {**x4_recipe["initialised_from"], "iterations_total": 6, "continued": False}

@@ -13,6 +13,7 @@ from ..checkpoint import read_state_dict, save_model
 from ..nets.common import count_parameters
 from ..weights import read_manifest, same_network, same_slot, sha256_of, upsert_entry
 from .config import TrainConfig, resolve_config
+from .lineage import lineage_recipe, read_lineage
 from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config
 
 
@@ -47,6 +48,7 @@ def _changed_losses(config: TrainConfig) -> list[str]:
 
 def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
     hours = training_seconds(run_dir, iteration) / 3600
+    lineage = read_lineage(run_dir)
     flags = [f"srcli train {config.family}", *[f"--data {d}" for d in config.data],
              *[f"--source {d}" for d in config.source], f"-x {config.scale}", f"--iters {config.iters}",
              f"--batch {config.batch}", f"--patch {config.patch}", f"--lr {config.lr:g}",
@@ -93,6 +95,7 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         "train_hours_estimate": round(hours, 3),
         "machine": f"{platform.machine()} CPU, 2 cores" if not torch.cuda.is_available() else "CUDA",
         "data": [Path(d).name for d in config.data],
+        **(lineage_recipe(lineage, iteration, hours) if lineage else {}),
     }
 
 
@@ -111,8 +114,11 @@ def _load_best(run_dir: Path, model: torch.nn.Module) -> int:
 
 
 def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = None, which: str = "ema",
-               license_name: str = "MIT", manifest: bool = True) -> dict[str, Any]:
-    """Write the generator of ``run_dir`` to ``output``; add/update its manifest entry beside it."""
+               license_name: str = "MIT", manifest: bool = True, notes: str | None = None) -> dict[str, Any]:
+    """Write the generator of ``run_dir`` to ``output``; add/update its manifest entry beside it.
+
+    ``notes`` is free text for the recipe (what the command line cannot say).
+    """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     model = build_generator(config)
@@ -128,6 +134,8 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
         iteration = int(state["iteration"])
     name = name or Path(output).stem.split("_x")[0]
     run_recipe = recipe(config, iteration, run_dir)
+    if notes:
+        run_recipe["notes"] = notes
     output = save_model(model.eval(), output, extra={"name": name, "recipe": run_recipe, "weights": key,
                                                     "iterations": iteration})
     scales = list(getattr(model, "scales", (config.scale,)))

@@ -28,6 +28,7 @@ from ..nets.mdsr import MDSR
 from . import data as datamod
 from . import losses
 from .config import TrainConfig, config_from_json
+from .lineage import Lineage, lineage_of, write_lineage
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -130,6 +131,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._stop_requested = False
         self._source_cache: list[torch.Tensor] | None = None
+        self._lineage: Lineage | None = None
         self._init_distributed()
         torch.manual_seed(config.seed + self.rank)
         random.seed(config.seed + self.rank)
@@ -140,6 +142,8 @@ class Trainer:
             copied = initialise_from(_unwrap(self.generator), config.init, config.init_skip_tail)
             if self.ema is not None:
                 self.ema.load_state_dict(_unwrap(self.generator).state_dict())
+            continued = len(copied) == len(_unwrap(self.generator).state_dict())
+            self._lineage = lineage_of(config.init, continued)
             self._say(f"initialised {len(copied)} tensors from {config.init}")
 
     # -- set-up -------------------------------------------------------------------------------
@@ -557,6 +561,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             (self.run_dir / "config.json").write_text(config.to_json(), encoding="utf-8")
+            if self._lineage is not None:  # a fresh start from --init (a resume keeps the file)
+                write_lineage(self.run_dir, self._lineage)
         self.generator.train()
         if self.discriminator is not None:
             self.discriminator.train()
