@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import CheckpointError, read_state_dict
+from ..files import atomic_write
 from ..weights import WeightsError, read_manifest, sha256_of, weights_dir
 
 LINEAGE_FILE = "lineage.json"
@@ -65,7 +66,8 @@ def lineage_of(init_path: str | Path, continued: bool) -> Lineage:
 
 
 def write_lineage(run_dir: Path, lineage: Lineage) -> None:
-    (run_dir / LINEAGE_FILE).write_text(json.dumps(asdict(lineage), indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(asdict(lineage), indent=2) + "\n"
+    atomic_write(run_dir / LINEAGE_FILE, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
 def read_lineage(run_dir: Path) -> Lineage | None:
