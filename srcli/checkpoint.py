@@ -7,8 +7,11 @@ Nothing is ever unpickled: torch files are read with ``weights_only=True``.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +31,38 @@ class CheckpointError(ValueError):
     """A file that cannot be turned into a network; the message is one line for the user."""
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Return (tensors, metadata) from a safetensors or torch file, never unpickling objects."""
+@dataclass(frozen=True)
+class CheckpointFile:
+    """A weights file's tensors, metadata and sha256, all taken from one read of its bytes.
+
+    Training from ``--init`` records the hash of the weights it started from; hashing and
+    loading the same bytes means the record cannot describe a file replaced in between."""
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+    sha256: str
+
+
+def read_checkpoint_file(path: str | os.PathLike[str]) -> CheckpointFile:
+    """Read a safetensors or torch file once, never unpickling objects."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    if path.suffix == ".safetensors" or _looks_like_safetensors(head):
-        return _read_safetensors(path)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for corrupt/non-checkpoint files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]}); supported: {SUPPORTED_FORMATS}") from None
-    return unwrap_state_dict(loaded, path), {}
+    return checkpoint_from_bytes(path.read_bytes(), path)
+
+
+def checkpoint_from_bytes(data: bytes, path: Path) -> CheckpointFile:
+    """Parse a file's bytes already read (``path`` names it in errors and picks the format)."""
+    if path.suffix == ".safetensors" or _looks_like_safetensors(data[:16]):
+        tensors, metadata = _safetensors_from_bytes(data, path)
+    else:
+        tensors, metadata = _torch_file_from_bytes(data, path), {}
+    return CheckpointFile(tensors, metadata, hashlib.sha256(data).hexdigest())
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return (tensors, metadata) from a safetensors or torch file, never unpickling objects."""
+    loaded = read_checkpoint_file(path)
+    return loaded.tensors, loaded.metadata
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
@@ -52,19 +72,30 @@ def _looks_like_safetensors(head: bytes) -> bool:
     return 0 < header_length < 100_000_000 and head[8:9] == b"{"
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:120]
+
+
+def _safetensors_from_bytes(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors.torch import load
 
     try:
-        tensors: dict[str, torch.Tensor] = {}
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            metadata = dict(handle.metadata() or {})
-            for key in handle.keys():
-                tensors[key] = handle.get_tensor(key)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: damaged safetensors file ({reason[:120]}); supported: {SUPPORTED_FORMATS}") from None
+        header_length = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_length])
+        metadata = {str(key): str(value) for key, value in (header.get("__metadata__") or {}).items()}
+        tensors = load(data)
+    except Exception as error:  # truncated bytes, bad JSON or a bad header each raise their own type
+        raise CheckpointError(f"{path}: damaged safetensors file ({_first_line(error)}); supported: {SUPPORTED_FORMATS}") from None
     return tensors, metadata
+
+
+def _torch_file_from_bytes(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt/non-checkpoint files
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)}); supported: {SUPPORTED_FORMATS}") from None
+    return unwrap_state_dict(loaded, path)
 
 
 def unwrap_state_dict(loaded: Any, path: Path | str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -141,9 +172,15 @@ def load_model(path: str | os.PathLike[str], *, architecture: str | None = None)
     ``architecture`` overrides detection for the rare file whose layout is ambiguous
     (e.g. ``srgan`` vs ``srresnet``, which share one layout).
     """
+    tensors, metadata = read_state_dict(path)
+    return model_from_state_dict(tensors, metadata, path, architecture=architecture)
+
+
+def model_from_state_dict(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: str | os.PathLike[str],
+                          *, architecture: str | None = None) -> nn.Module:
+    """Build the network that tensors read from ``path`` describe (srcli metadata or a known layout)."""
     from .layouts import detect_layout
 
-    tensors, metadata = read_state_dict(path)
     if metadata.get("format") == "srcli":
         model = build_from_metadata(tensors, metadata, path)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import CheckpointError, checkpoint_from_bytes, model_from_state_dict
 from .files import atomic_write
 
 MANIFEST_NAME = "manifest.json"
@@ -129,11 +129,13 @@ def load_entry(entry: WeightsEntry) -> nn.Module:
     path = entry.path
     if not path.is_file():
         raise WeightsError(f"shipped weights {entry.file} are missing from {weights_dir()} (reinstall srcli or set SRCLI_WEIGHTS)")
-    actual = sha256_of(path)
+    data = path.read_bytes()  # verified and loaded from one read, so what runs is what was checked
+    actual = hashlib.sha256(data).hexdigest()
     if entry.sha256 and actual != entry.sha256:
         raise WeightsError(f"{path} is corrupted: sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
     try:
-        return load_model(path)
+        loaded = checkpoint_from_bytes(data, path)
+        return model_from_state_dict(loaded.tensors, loaded.metadata, path)
     except CheckpointError as error:
         raise WeightsError(str(error)) from None
 

@@ -1,6 +1,7 @@
 """Foreign checkpoint layouts: each is made from a tiny srcli network by renaming its keys, then loaded back."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from srcli import registry
-from srcli.checkpoint import CheckpointError, load_model
+from srcli.checkpoint import CheckpointError, load_model, read_checkpoint_file, save_model
 from srcli.layouts import detect_layout
+from srcli.weights import sha256_of
 
 Tensors = dict[str, torch.Tensor]
 
@@ -311,3 +313,19 @@ def test_truncated_safetensors(tmp_path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     assert_one_line_error(path, must_mention="safetensors")
+
+
+def test_one_read_gives_tensors_metadata_and_the_hash_of_the_same_bytes(tmp_path: Path) -> None:
+    """``--init`` records the sha256 of the weights it trained from; it must be the hash of the
+    bytes whose tensors were loaded, for srcli files and foreign torch files alike."""
+    model = tiny("edsr", scale=2, num_blocks=1, num_features=8)
+    safetensors_path = save_model(model, tmp_path / "edsr.safetensors", extra={"recipe": {"iterations": 7}})
+    torch_path = tmp_path / "edsr.pth"
+    torch.save({"params": plain_state(model)}, torch_path)
+    for path in (safetensors_path, torch_path):
+        loaded = read_checkpoint_file(path)
+        assert loaded.sha256 == sha256_of(path)
+        assert set(loaded.tensors) == set(model.state_dict())
+        assert all(torch.equal(loaded.tensors[key], value) for key, value in model.state_dict().items())
+    assert json.loads(read_checkpoint_file(safetensors_path).metadata["recipe"]) == {"iterations": 7}
+    assert read_checkpoint_file(torch_path).metadata == {}

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointError, read_state_dict
+from ..checkpoint import CheckpointFile
 from ..files import atomic_write
-from ..weights import WeightsError, read_manifest, sha256_of, weights_dir
+from ..weights import WeightsError, read_manifest, weights_dir
 
 LINEAGE_FILE = "lineage.json"
 
@@ -40,28 +40,24 @@ def _recipe_in_manifests(path: Path, sha256: str) -> dict[str, Any] | None:
     return None
 
 
-def _recipe_in_metadata(path: Path) -> dict[str, Any] | None:
+def _recipe_in_metadata(metadata: dict[str, str]) -> dict[str, Any] | None:
     """The recipe srcli's export writes into the file itself (safetensors metadata)."""
-    try:
-        _, metadata = read_state_dict(path)
-    except CheckpointError:
-        return None
     try:
         return json.loads(metadata["recipe"]) if "recipe" in metadata else None
     except json.JSONDecodeError:
         return None
 
 
-def lineage_of(init_path: str | Path, continued: bool) -> Lineage:
-    """What ``--init`` names: its hash and, where a manifest or its metadata says, its training."""
+def lineage_of(init_path: str | Path, source: CheckpointFile, continued: bool) -> Lineage:
+    """What ``--init`` named: the hash of the bytes read and, where a manifest or the file's
+    metadata says, the training behind them."""
     path = Path(init_path)
-    sha256 = sha256_of(path)
-    recipe = _recipe_in_manifests(path, sha256) or _recipe_in_metadata(path) or {}
+    recipe = _recipe_in_manifests(path, source.sha256) or _recipe_in_metadata(source.metadata) or {}
     iterations = recipe.get("iterations_total", recipe.get("iterations"))
     hours = recipe.get("train_hours_total")
     if hours is None and iterations == recipe.get("iterations"):  # one run: its own estimate is the total
         hours = recipe.get("train_hours_estimate")
-    return Lineage(path.name, sha256, None if iterations is None else int(iterations),
+    return Lineage(path.name, source.sha256, None if iterations is None else int(iterations),
                    None if hours is None else float(hours), continued)
 
 

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .. import registry
-from ..checkpoint import load_model, read_state_dict
+from ..checkpoint import CheckpointFile, model_from_state_dict, read_checkpoint_file
 from ..device import autocast_context, keep_output_layer_fp32, pick_device, resolve_amp
 from ..files import atomic_write
 from ..nets.dsgan import high_pass, low_pass
@@ -77,20 +77,20 @@ def build_discriminator(config: TrainConfig) -> nn.Module:
     return registry.build_discriminator(config.family, input_size=size)
 
 
-def initialise_from(model: nn.Module, path: str, skip_tail: bool) -> list[str]:
-    """Copy matching tensors from ``path`` (EDSR x3/x4 from x2: everything but the upsampling tail).
+def initialise_from(model: nn.Module, source: CheckpointFile, name: str, skip_tail: bool) -> list[str]:
+    """Copy matching tensors from ``source`` (EDSR x3/x4 from x2: everything but the upsampling tail).
 
     A source of the same scale keeps its tail too: that is a continuation, not a new scale."""
     try:
-        loaded = load_model(path)
-        source = loaded.state_dict()
+        loaded = model_from_state_dict(source.tensors, source.metadata, name)
+        tensors = loaded.state_dict()
         scale = getattr(loaded, "scale", None)
         skip_tail = skip_tail and (scale is None or scale != getattr(model, "scale", None))
-    except Exception:
-        source, _ = read_state_dict(path)
+    except (ValueError, TypeError, KeyError):  # not a whole known network: match tensors by name
+        tensors = source.tensors
     own = model.state_dict()
     copied = []
-    for key, value in source.items():
+    for key, value in tensors.items():
         if skip_tail and (key.startswith("tail.0") or key.startswith("upsample")):
             continue
         if key in own and own[key].shape == value.shape:
@@ -100,7 +100,7 @@ def initialise_from(model: nn.Module, path: str, skip_tail: bool) -> list[str]:
             own[key] = torch.cat([value, torch.zeros_like(own[key][:, value.shape[1]:])], dim=1).to(own[key].dtype)
             copied.append(key)
     if not copied:
-        raise TrainError(f"--init {path}: no tensor matches this network")
+        raise TrainError(f"--init {name}: no tensor matches this network")
     model.load_state_dict(own)
     return copied
 
@@ -139,11 +139,12 @@ class Trainer:
         if resume:
             self._load_checkpoint()
         elif config.init:
-            copied = initialise_from(_unwrap(self.generator), config.init, config.init_skip_tail)
+            source = read_checkpoint_file(config.init)  # one read: the tensors and the recorded hash agree
+            copied = initialise_from(_unwrap(self.generator), source, config.init, config.init_skip_tail)
             if self.ema is not None:
                 self.ema.load_state_dict(_unwrap(self.generator).state_dict())
             continued = len(copied) == len(_unwrap(self.generator).state_dict())
-            self._lineage = lineage_of(config.init, continued)
+            self._lineage = lineage_of(config.init, source, continued)
             self._say(f"initialised {len(copied)} tensors from {config.init}")
 
     # -- set-up -------------------------------------------------------------------------------
