@@ -43,26 +43,28 @@ class CheckpointFile:
 
 
 def read_checkpoint_file(path: str | os.PathLike[str]) -> CheckpointFile:
-    """Read a safetensors or torch file once, never unpickling objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    return checkpoint_from_bytes(path.read_bytes(), path)
-
-
-def checkpoint_from_bytes(data: bytes, path: Path) -> CheckpointFile:
-    """Parse a file's bytes already read (``path`` names it in errors and picks the format)."""
-    if path.suffix == ".safetensors" or _looks_like_safetensors(data[:16]):
-        tensors, metadata = _safetensors_from_bytes(data, path)
-    else:
-        tensors, metadata = _torch_file_from_bytes(data, path), {}
+    """Read a safetensors or torch file once and hash those bytes, never unpickling objects."""
+    data = _file_bytes(Path(path))
+    tensors, metadata = state_dict_from_bytes(data, Path(path))
     return CheckpointFile(tensors, metadata, hashlib.sha256(data).hexdigest())
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Return (tensors, metadata) from a safetensors or torch file, never unpickling objects."""
-    loaded = read_checkpoint_file(path)
-    return loaded.tensors, loaded.metadata
+    return state_dict_from_bytes(_file_bytes(Path(path)), Path(path))
+
+
+def state_dict_from_bytes(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Parse a file's bytes already read (``path`` names it in errors and picks the format)."""
+    if path.suffix == ".safetensors" or _looks_like_safetensors(data[:16]):
+        return _safetensors_from_bytes(data, path)
+    return _torch_file_from_bytes(data, path), {}
+
+
+def _file_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    return path.read_bytes()
 
 
 def _looks_like_safetensors(head: bytes) -> bool:

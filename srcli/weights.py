@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from .checkpoint import CheckpointError, checkpoint_from_bytes, model_from_state_dict
+from .checkpoint import CheckpointError, model_from_state_dict, state_dict_from_bytes
 from .files import atomic_write
 
 MANIFEST_NAME = "manifest.json"
@@ -134,8 +134,8 @@ def load_entry(entry: WeightsEntry) -> nn.Module:
     if entry.sha256 and actual != entry.sha256:
         raise WeightsError(f"{path} is corrupted: sha256 {actual[:12]}... does not match the manifest's {entry.sha256[:12]}...")
     try:
-        loaded = checkpoint_from_bytes(data, path)
-        return model_from_state_dict(loaded.tensors, loaded.metadata, path)
+        tensors, metadata = state_dict_from_bytes(data, path)
+        return model_from_state_dict(tensors, metadata, path)
     except CheckpointError as error:
         raise WeightsError(str(error)) from None
 
