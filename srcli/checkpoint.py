@@ -50,8 +50,19 @@ def read_checkpoint_file(path: str | os.PathLike[str]) -> CheckpointFile:
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Return (tensors, metadata) from a safetensors or torch file, never unpickling objects."""
-    return state_dict_from_bytes(_file_bytes(Path(path)), Path(path))
+    """Return (tensors, metadata) from a safetensors or torch file, never unpickling objects.
+
+    Nothing here needs the file's hash, so the file is memory-mapped rather than read: a large
+    foreign checkpoint then costs one copy in memory (its tensors), not two (bytes + tensors).
+    Torch files in the pre-1.6 format cannot be mapped and are read whole."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if path.suffix == ".safetensors" or _looks_like_safetensors(head):
+        return _safetensors_mapped(path)
+    return _torch_file_mapped(path), {}
 
 
 def state_dict_from_bytes(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -88,8 +99,32 @@ def _safetensors_from_bytes(data: bytes, path: Path) -> tuple[dict[str, torch.Te
         metadata = {str(key): str(value) for key, value in (header.get("__metadata__") or {}).items()}
         tensors = load(data)
     except Exception as error:  # truncated bytes, bad JSON or a bad header each raise their own type
-        raise CheckpointError(f"{path}: damaged safetensors file ({_first_line(error)}); supported: {SUPPORTED_FORMATS}") from None
+        raise _damaged_safetensors(path, error) from None
     return tensors, metadata
+
+
+def _damaged_safetensors(path: Path, error: BaseException) -> CheckpointError:
+    return CheckpointError(f"{path}: damaged safetensors file ({_first_line(error)}); supported: {SUPPORTED_FORMATS}")
+
+
+def _safetensors_mapped(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # truncated file, bad JSON or a bad header each raise their own type
+        raise _damaged_safetensors(path, error) from None
+    return tensors, {str(key): str(value) for key, value in metadata.items()}
+
+
+def _torch_file_mapped(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # a legacy (pre-zip) file cannot be mapped; a corrupt one fails again below
+        return _torch_file_from_bytes(path.read_bytes(), path)
+    return unwrap_state_dict(loaded, path)
 
 
 def _torch_file_from_bytes(data: bytes, path: Path) -> dict[str, torch.Tensor]:

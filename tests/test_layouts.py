@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from srcli import registry
-from srcli.checkpoint import CheckpointError, load_model, read_checkpoint_file, save_model
+from srcli.checkpoint import CheckpointError, load_model, read_checkpoint_file, read_state_dict, save_model
 from srcli.layouts import detect_layout
 from srcli.weights import sha256_of
 
@@ -329,3 +329,29 @@ def test_one_read_gives_tensors_metadata_and_the_hash_of_the_same_bytes(tmp_path
         assert all(torch.equal(loaded.tensors[key], value) for key, value in model.state_dict().items())
     assert json.loads(read_checkpoint_file(safetensors_path).metadata["recipe"]) == {"iterations": 7}
     assert read_checkpoint_file(torch_path).metadata == {}
+
+
+def test_mapped_reads_agree_with_whole_file_reads_in_every_format(tmp_path: Path) -> None:
+    """Plain loads memory-map the file; the 2018 ESRGAN releases are pre-zip torch files,
+    which cannot be mapped and must still load, to the very same tensors."""
+    model = tiny("edsr", scale=2, num_blocks=1, num_features=8)
+    paths = [save_model(model, tmp_path / "edsr.safetensors", extra={"recipe": {"iterations": 3}})]
+    paths.append(tmp_path / "zip.pth")
+    torch.save(plain_state(model), paths[-1])
+    paths.append(tmp_path / "legacy.pth")
+    torch.save(plain_state(model), paths[-1], _use_new_zipfile_serialization=False)
+    for path in paths:
+        mapped, metadata = read_state_dict(path)
+        whole = read_checkpoint_file(path)
+        assert set(mapped) == set(whole.tensors) == set(model.state_dict())
+        assert all(torch.equal(mapped[key], whole.tensors[key]) for key in mapped)
+        assert metadata == whole.metadata
+    assert json.loads(read_state_dict(paths[0])[1]["recipe"]) == {"iterations": 3}
+
+
+def test_truncated_torch_zip_file(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    torch.save(plain_state(tiny("edsr", scale=2, num_blocks=1, num_features=8)), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert_one_line_error(path)
