@@ -19,6 +19,12 @@ Per set, in 8-bit levels:
   power (power of LR - bicubic LR over the bicubic LR's power: the noise the degradation adds).
 Target: DSGAN within 20% of the reference, bicubic far from it.
 
+* generator noise sigma (noise-channel generators): RGB std, before the JPEG stage, of the
+  difference between two outputs for the same LR and two noise draws, over sqrt(2): the part of
+  what G adds that is random, which texture statistics cannot tell from content-shaped detail.
+The unpaired comparison downscales the clean images by the generator's own training scale
+(``--clean-scale`` overrides): the source photos' content density is what G was matched to.
+
     python benchmarks/dsgan_stats.py --weights weights/dsgan_x4.safetensors \
         [--source ../shared/data/realworld/source] [--clean ../shared/data/train/sun80] [-x 4]
 """
@@ -187,6 +193,24 @@ def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str,
             for label in ("dsgan", "bicubic")}
 
 
+def generator_noise_sigma(degrader: DSGANDegrader, hr_images: list[torch.Tensor], scale: int) -> float | None:
+    """Random part of G's change, 8-bit RGB std before JPEG; None for generators without noise input."""
+    model = degrader.model
+    if not getattr(model, "noise_channels", 0):
+        return None
+    jpeg, model.jpeg = model.jpeg, None
+    values = []
+    try:
+        with torch.inference_mode():
+            for seed, hr in enumerate(hr_images):
+                lr = imresize(hr.unsqueeze(0).float(), 1.0 / scale).clamp(0, 1)
+                draws = [model(lr, model.draw_noise(lr, torch.Generator().manual_seed(2 * seed + k))) for k in (0, 1)]
+                values.append(((draws[0] - draws[1]).double() * 255).std().item() / math.sqrt(2))
+    finally:
+        model.jpeg = jpeg
+    return sum(values) / len(values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, help="DSGAN generator")
@@ -194,9 +218,12 @@ def main() -> None:
     parser.add_argument("--clean", default=str(ROOT.parent / "shared/data/train/sun80"))
     parser.add_argument("--val", default=str(ROOT.parent / "shared/data/realworld/val_set14_x4"))
     parser.add_argument("-x", "--scale", type=int, default=4)
+    parser.add_argument("--clean-scale", type=int, default=None,
+                        help="downscale of the clean images in the unpaired comparison (default: G's training scale)")
     parser.add_argument("--limit", type=int, default=40, help="images per unpaired set")
     args = parser.parse_args()
     degrader = DSGANDegrader(args.weights)
+    clean_scale = args.clean_scale or int(getattr(degrader.model, "config", {}).get("scale", args.scale))
     val = Path(args.val)
     if (val / "hr").is_dir() and (val / "lr").is_dir():
         table = content_matched(args.weights, val, args.scale)
@@ -212,10 +239,14 @@ def main() -> None:
         print("  per frequency band (cycles/pixel, Y): signal gain real / dsgan, residual power real / dsgan")
         for (low, high), (gain_real, residual_real, gain_dsgan, residual_dsgan) in zip(BANDS, table["bands"]):
             print(f"    {low:.1f}-{high:.2f}  {gain_real:.3f} / {gain_dsgan:.3f}   {residual_real:.3f} / {residual_dsgan:.3f}")
+        hr = [crop_to_multiple(read_rgb(p), args.scale) for p in list_images([val / "hr"])]
+        sigma = generator_noise_sigma(degrader, hr, args.scale)
+        if sigma is not None:
+            print(f"  generator noise sigma (random part, RGB, before JPEG; 8-bit): {sigma:.2f}")
     source = [read_rgb(p) for p in list_images([args.source])[: args.limit]]
-    clean = [crop_to_multiple(read_rgb(p), args.scale) for p in list_images([args.clean])[: args.limit]]
-    dsgan, bicubic = degrade_sets(clean, degrader, args.scale)
-    report("unpaired (source photos vs clean training images)",
+    clean = [crop_to_multiple(read_rgb(p), clean_scale) for p in list_images([args.clean])[: args.limit]]
+    dsgan, bicubic = degrade_sets(clean, degrader, clean_scale)
+    report(f"unpaired (source photos vs clean training images downscaled x{clean_scale})",
            [("source photos", stats(source)), ("DSGAN(bicubic LR)", stats(dsgan)), ("bicubic LR", stats(bicubic))])
     print("(8-bit levels; hf_std, noise, flat_noise on Y; rgb_flat_noise per RGB channel (colour noise "
           "counts); residual_std = RGB std of LR minus the bicubic LR of the same HR. "

@@ -185,3 +185,27 @@ def test_degrade_with_a_noise_input_dsgan_is_reproducible(tmp_path: Path):
         outputs.append(np.asarray(Image.open(tmp_path / folder / "hr.png")))
     assert outputs[0].shape == (32, 32, 3)
     assert np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])
+
+
+def test_benchmark_measures_only_the_random_part_of_what_dsgan_adds():
+    """dsgan_stats' generator noise sigma: 0 when the noise input is cut off, > 0 when it is
+    used, None for a deterministic generator; the JPEG ending is put back afterwards."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from dsgan_stats import generator_noise_sigma
+    from srcli.degrade import DSGANDegrader
+
+    torch.manual_seed(0)
+    hr = [as_tensor(synthetic_image(5, 64, 64))]
+    model = registry.build("dsgan", num_blocks=1, num_features=8, noise_channels=3, jpeg_quality=50).eval()
+    jpeg = model.jpeg
+    with torch.no_grad():
+        model.block_input[0].weight[:, 3:] = 0  # the noise planes reach nothing
+    assert generator_noise_sigma(DSGANDegrader(model), hr, 2) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        model.block_input[0].weight[:, 3:] = 1.0
+    assert generator_noise_sigma(DSGANDegrader(model), hr, 2) > 0.1
+    assert model.jpeg is jpeg
+    plain = registry.build("dsgan", num_blocks=1, num_features=8).eval()
+    assert generator_noise_sigma(DSGANDegrader(plain), hr, 2) is None

@@ -112,6 +112,29 @@ def test_dsgan_loss_falls(image_folder: Path, tmp_path: Path) -> None:
     assert sum(colour[-5:]) / 5 < 0.7 * sum(colour[:5]) / 5
 
 
+def test_noise_free_colour_loss_sees_the_generator_mean_not_the_sample(image_folder: Path, tmp_path: Path) -> None:
+    """--noise-free-color: the colour term compares G(lr, zero noise) with the input, so it is the
+    same whatever noise the sample drew and gives the noise weights no gradient; by default it
+    compares the sample itself."""
+    config = tiny_config("dsgan", image_folder, tmp_path / "run", iters=1, perceptual="none", noise_channels=2,
+                         noise_free_color=True)
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    generator = trainer.generator
+    with torch.no_grad():
+        generator.block_input[0].weight[:, 3:] = 1.0  # make the noise planes matter
+    lr = next(iter(trainer._loader()))["lr"]
+    sample = generator(lr)
+    colour_image = trainer._colour_image(lr, sample)
+    assert torch.equal(colour_image, generator(lr, torch.zeros(lr.shape[0], 2, *lr.shape[-2:])))
+    assert not torch.equal(colour_image, sample)
+    colour_image.sum().backward()
+    assert generator.block_input[0].weight.grad[:, 3:].abs().max() == 0  # zero planes: no gradient to noise weights
+    trainer.config.noise_free_color = False
+    assert trainer._colour_image(lr, sample) is sample
+    with pytest.raises(ConfigError, match="--noise-channels"):
+        tiny_config("dsgan", image_folder, tmp_path / "run2", noise_free_color=True)
+
+
 @pytest.mark.parametrize("family,extra", [("edsr", {}), ("esrgan", {"stage": "gan"})])
 def test_resume_is_bit_exact(family: str, extra: dict, image_folder: Path, tmp_path: Path) -> None:
     straight = tiny_config(family, image_folder, tmp_path / "straight", iters=8, **extra)

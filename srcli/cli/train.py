@@ -57,6 +57,9 @@ def _int_list(text: str | None) -> list[int] | None:
                    "can learn compression artifacts; 0 (default) is the paper's network.")
 @click.option("--noise-channels", type=click.IntRange(0, 16),
               help="dsgan: random N(0,1) input planes, so the generator can make content-independent noise.")
+@click.option("--noise-free-color", is_flag=True, default=None,
+              help="dsgan with --noise-channels: colour loss on the output made with zero noise planes, so it "
+                   "does not penalise the low frequencies of the noise and the GAN alone sets its level.")
 @click.option("--jpeg-quality", help="dsgan: end the generator with a JPEG round trip at this quality "
                                      "(1-100), or 'auto' to estimate it from the --source photos.")
 @click.option("--freq-sep", is_flag=True, default=None, help="Pixel loss on low frequencies, GAN on high frequencies (ESRGAN-FS).")

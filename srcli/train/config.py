@@ -65,6 +65,7 @@ class TrainConfig:
     lowpass_kernel: int = 5
     lowpass_gaussian: bool = False
     color_weight: float = 1.0
+    noise_free_color: bool = False  # dsgan: colour loss on G's output with zero noise planes
     augment: bool = True
     device: str = "auto"
 
@@ -171,6 +172,8 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError("--gan-type must be ragan or standard")
     if config.iters <= 0 or config.batch <= 0 or config.patch <= 0:
         raise ConfigError("--iters, --batch and --patch must be positive")
+    if config.noise_free_color and (config.family != "dsgan" or not config.noise_channels):
+        raise ConfigError("--noise-free-color needs dsgan with --noise-channels")
     if config.family == "mdsr":
         if not set(config.scales) <= {2, 3, 4}:
             raise ConfigError("MDSR scales must be among 2, 3, 4")

@@ -73,6 +73,8 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         for name in ("block_grid", "noise_channels", "jpeg_quality"):
             if getattr(config, name):
                 flags.append(f"--{name.replace('_', '-')} {getattr(config, name)}")
+        if config.noise_free_color:
+            flags.append("--noise-free-color")
     flags += _changed_losses(config)
     return {
         "command": " ".join(flags),

@@ -333,6 +333,17 @@ class Trainer:
         self._backward(loss, self.optimizer_g)
         return {"loss": loss.item()}
 
+    def _colour_image(self, lr: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """What DSGAN's colour loss compares with the input: the sample itself (the paper), or with
+        --noise-free-color the output for zero noise planes, G's mean. White noise keeps a fraction
+        of its power after the low-pass, so on the sample the colour loss pulls the learned noise
+        below the real level; on the mean it constrains colour only and the GAN sets the noise."""
+        if not self.config.noise_free_color:
+            return fake
+        zeros = torch.zeros(lr.shape[0], self.config.noise_channels, *lr.shape[-2:], device=lr.device, dtype=lr.dtype)
+        with self._autocast():
+            return self.generator(lr, zeros).float()
+
     def _d_input(self, image: torch.Tensor) -> torch.Tensor:
         if self.config.family == "dsgan" or self.config.freq_sep:
             return high_pass(image, self.config.lowpass_kernel, self.config.lowpass_gaussian)
@@ -387,7 +398,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         if dsgan:
             color = torch.nn.functional.l1_loss(
-                low_pass(fake32, config.lowpass_kernel, config.lowpass_gaussian),
+                low_pass(self._colour_image(lr, fake32), config.lowpass_kernel, config.lowpass_gaussian),
                 low_pass(content_target, config.lowpass_kernel, config.lowpass_gaussian))
             total = total + config.color_weight * color
             logs["color"] = color.item()
