@@ -171,28 +171,6 @@ def bicubic_upscale_psnr(images: list[torch.Tensor], hr: list[torch.Tensor], sca
     return sum(values) / len(values)
 
 
-def content_matched(weights: str, val: Path, scale: int = 4) -> dict[str, tuple[float, ...]]:
-    """Statistics (COLUMNS + residual std) of real corrupted LR, DSGAN LR and bicubic LR of the same HR."""
-    degrader = DSGANDegrader(weights)
-    hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
-    real = [read_rgb(p) for p in list_images([val / "lr"])]
-    dsgan, bicubic = degrade_sets(hr, degrader, scale)
-    table = {label: (*stats(images), residual_std(images, bicubic), *residual_autocorrelation(images, bicubic))
-             for label, images in (("real", real), ("dsgan", dsgan), ("bicubic", bicubic))}
-    table["upscale_psnr"] = tuple(bicubic_upscale_psnr(images, hr, scale) for images in (real, dsgan, bicubic))
-    table["bands"] = tuple((*real_band, *dsgan_band) for real_band, dsgan_band in
-                           zip(spectral_bands(real, bicubic), spectral_bands(dsgan, bicubic)))
-    return table
-
-
-def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str, dict[str, float]]:
-    """DSGAN and bicubic LR statistics as ratios to the real corrupted LR of the same HR images."""
-    table = content_matched(weights, val, scale)
-    names = (*COLUMNS, "residual_std")  # ratios only; the autocorrelations are printed by main()
-    return {label: {name: round(value / reference, 3) for name, value, reference in zip(names, table[label], table["real"])}
-            for label in ("dsgan", "bicubic")}
-
-
 def generator_noise_sigma(degrader: DSGANDegrader, hr_images: list[torch.Tensor], scale: int) -> float | None:
     """Random part of G's change, 8-bit RGB std before JPEG; None for generators without noise input."""
     model = degrader.model
@@ -211,6 +189,31 @@ def generator_noise_sigma(degrader: DSGANDegrader, hr_images: list[torch.Tensor]
     return sum(values) / len(values)
 
 
+def content_matched(weights: str | torch.nn.Module, val: Path, scale: int = 4) -> dict[str, tuple[float, ...]]:
+    """Statistics (COLUMNS + residual std) of real corrupted LR, DSGAN LR and bicubic LR of the same HR,
+    and the generator's random noise sigma (``noise_sigma``: empty for a deterministic generator)."""
+    degrader = DSGANDegrader(weights)
+    hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
+    real = [read_rgb(p) for p in list_images([val / "lr"])]
+    dsgan, bicubic = degrade_sets(hr, degrader, scale)
+    table = {label: (*stats(images), residual_std(images, bicubic), *residual_autocorrelation(images, bicubic))
+             for label, images in (("real", real), ("dsgan", dsgan), ("bicubic", bicubic))}
+    table["upscale_psnr"] = tuple(bicubic_upscale_psnr(images, hr, scale) for images in (real, dsgan, bicubic))
+    table["bands"] = tuple((*real_band, *dsgan_band) for real_band, dsgan_band in
+                           zip(spectral_bands(real, bicubic), spectral_bands(dsgan, bicubic)))
+    sigma = generator_noise_sigma(degrader, hr, scale)
+    table["noise_sigma"] = () if sigma is None else (sigma,)
+    return table
+
+
+def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str, dict[str, float]]:
+    """DSGAN and bicubic LR statistics as ratios to the real corrupted LR of the same HR images."""
+    table = content_matched(weights, val, scale)
+    names = (*COLUMNS, "residual_std")  # ratios only; the autocorrelations are printed by main()
+    return {label: {name: round(value / reference, 3) for name, value, reference in zip(names, table[label], table["real"])}
+            for label in ("dsgan", "bicubic")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, help="DSGAN generator")
@@ -226,7 +229,7 @@ def main() -> None:
     clean_scale = args.clean_scale or int(getattr(degrader.model, "config", {}).get("scale", args.scale))
     val = Path(args.val)
     if (val / "hr").is_dir() and (val / "lr").is_dir():
-        table = content_matched(args.weights, val, args.scale)
+        table = content_matched(degrader.model, val, args.scale)
         width = len(COLUMNS) + 1
         report("content-matched (Set14)", [("real corrupted LR", table["real"][:width]),
                                             ("DSGAN(bicubic LR)", table["dsgan"][:width]),
@@ -239,9 +242,7 @@ def main() -> None:
         print("  per frequency band (cycles/pixel, Y): signal gain real / dsgan, residual power real / dsgan")
         for (low, high), (gain_real, residual_real, gain_dsgan, residual_dsgan) in zip(BANDS, table["bands"]):
             print(f"    {low:.1f}-{high:.2f}  {gain_real:.3f} / {gain_dsgan:.3f}   {residual_real:.3f} / {residual_dsgan:.3f}")
-        hr = [crop_to_multiple(read_rgb(p), args.scale) for p in list_images([val / "hr"])]
-        sigma = generator_noise_sigma(degrader, hr, args.scale)
-        if sigma is not None:
+        for sigma in table["noise_sigma"]:
             print(f"  generator noise sigma (random part, RGB, before JPEG; 8-bit): {sigma:.2f}")
     source = [read_rgb(p) for p in list_images([args.source])[: args.limit]]
     clean = [crop_to_multiple(read_rgb(p), clean_scale) for p in list_images([args.clean])[: args.limit]]
