@@ -27,6 +27,10 @@ The unpaired comparison downscales the clean images by the generator's own train
 
     python benchmarks/dsgan_stats.py --weights weights/dsgan_x4.safetensors \
         [--source ../shared/data/realworld/source] [--clean ../shared/data/train/sun80] [-x 4]
+
+``--classical blur=S,noise=S,jpeg=Q`` measures a hand-made chain in the DSGAN column instead
+(the same statistics for a degradation known to train good real-world SR models: a target that
+says which of the DSGAN's deviations matter).
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from srcli.datasets import read_rgb  # noqa: E402
-from srcli.degrade import DSGANDegrader, bicubic_lr  # noqa: E402
+from srcli.degrade import ClassicalDegradation, DSGANDegrader, bicubic_lr, parse_classical  # noqa: E402
 from srcli.imresize import crop_to_multiple  # noqa: E402
 from srcli.imresize import imresize, quantize  # noqa: E402
 from srcli.metrics import psnr, rgb_to_y  # noqa: E402
@@ -159,9 +164,11 @@ def report(title: str, rows: list[tuple[str, tuple[float, ...]]], columns: tuple
         print(f"  {name:<26} {cells}")
 
 
-def degrade_sets(clean: list[torch.Tensor], degrader: DSGANDegrader, scale: int) -> tuple[list, list]:
+def degrade_sets(clean: list[torch.Tensor], degrader: Callable[..., torch.Tensor],
+                 scale: int) -> tuple[list, list]:
     with torch.inference_mode():
-        dsgan = [degrader(hr.unsqueeze(0), scale)[0] for hr in clean]
+        dsgan = [degrader(hr.unsqueeze(0), scale, torch.Generator().manual_seed(index))[0]
+                 for index, hr in enumerate(clean)]
     return dsgan, [bicubic_lr(hr, scale) for hr in clean]
 
 
@@ -171,9 +178,10 @@ def bicubic_upscale_psnr(images: list[torch.Tensor], hr: list[torch.Tensor], sca
     return sum(values) / len(values)
 
 
-def generator_noise_sigma(degrader: DSGANDegrader, hr_images: list[torch.Tensor], scale: int) -> float | None:
+def generator_noise_sigma(degrader: Callable[..., torch.Tensor], hr_images: list[torch.Tensor],
+                          scale: int) -> float | None:
     """Random part of G's change, 8-bit RGB std before JPEG; None for generators without noise input."""
-    model = degrader.model
+    model = getattr(degrader, "model", None)
     if not getattr(model, "noise_channels", 0):
         return None
     jpeg, model.jpeg = model.jpeg, None
@@ -189,10 +197,12 @@ def generator_noise_sigma(degrader: DSGANDegrader, hr_images: list[torch.Tensor]
     return sum(values) / len(values)
 
 
-def content_matched(weights: str | torch.nn.Module, val: Path, scale: int = 4) -> dict[str, tuple[float, ...]]:
+def content_matched(weights: str | torch.nn.Module | ClassicalDegradation, val: Path,
+                    scale: int = 4) -> dict[str, tuple[float, ...]]:
     """Statistics (COLUMNS + residual std) of real corrupted LR, DSGAN LR and bicubic LR of the same HR,
-    and the generator's random noise sigma (``noise_sigma``: empty for a deterministic generator)."""
-    degrader = DSGANDegrader(weights)
+    and the generator's random noise sigma (``noise_sigma``: empty for a deterministic generator or
+    a classical chain, which ``weights`` may also be)."""
+    degrader = weights if isinstance(weights, ClassicalDegradation) else DSGANDegrader(weights)
     hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
     real = [read_rgb(p) for p in list_images([val / "lr"])]
     dsgan, bicubic = degrade_sets(hr, degrader, scale)
@@ -216,7 +226,9 @@ def content_matched_ratios(weights: str, val: Path, scale: int = 4) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, help="DSGAN generator")
+    reference = parser.add_mutually_exclusive_group(required=True)
+    reference.add_argument("--weights", help="DSGAN generator")
+    reference.add_argument("--classical", metavar="SPEC", help="blur=S,noise=S,jpeg=Q chain in the DSGAN column")
     parser.add_argument("--source", default=str(ROOT.parent / "shared/data/realworld/source"))
     parser.add_argument("--clean", default=str(ROOT.parent / "shared/data/train/sun80"))
     parser.add_argument("--val", default=str(ROOT.parent / "shared/data/realworld/val_set14_x4"))
@@ -225,11 +237,12 @@ def main() -> None:
                         help="downscale of the clean images in the unpaired comparison (default: G's training scale)")
     parser.add_argument("--limit", type=int, default=40, help="images per unpaired set")
     args = parser.parse_args()
-    degrader = DSGANDegrader(args.weights)
-    clean_scale = args.clean_scale or int(getattr(degrader.model, "config", {}).get("scale", args.scale))
+    degrader = parse_classical(args.classical) if args.classical else DSGANDegrader(args.weights)
+    model = getattr(degrader, "model", None)
+    clean_scale = args.clean_scale or int(getattr(model, "config", {}).get("scale", args.scale))
     val = Path(args.val)
     if (val / "hr").is_dir() and (val / "lr").is_dir():
-        table = content_matched(degrader.model, val, args.scale)
+        table = content_matched(model if model is not None else degrader, val, args.scale)
         width = len(COLUMNS) + 1
         report("content-matched (Set14)", [("real corrupted LR", table["real"][:width]),
                                             ("DSGAN(bicubic LR)", table["dsgan"][:width]),

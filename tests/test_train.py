@@ -135,6 +135,32 @@ def test_noise_free_colour_loss_sees_the_generator_mean_not_the_sample(image_fol
         tiny_config("dsgan", image_folder, tmp_path / "run2", noise_free_color=True)
 
 
+def test_noise_free_identity_pins_the_noise_free_output_to_the_compressed_input(
+        image_folder: Path, tmp_path: Path) -> None:
+    """--noise-free-identity: L1 between G(lr, zero noise) and lr after G's own JPEG stage; zero for a
+    generator that passes its input through, positive for one that changes it, never a gradient
+    to the noise weights; a training step logs it and it needs noise planes."""
+    config = tiny_config("dsgan", image_folder, tmp_path / "run", iters=2, perceptual="none", noise_channels=2,
+                         jpeg_quality=75, patch=16, noise_free_identity=1.0)
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    generator = trainer.generator
+    lr = next(iter(trainer._loader()))["lr"]
+    noise_free = trainer._noise_free_output(lr)
+    expected = torch.nn.functional.l1_loss(noise_free, generator.jpeg(lr))
+    loss = trainer._identity_loss(lr, noise_free)
+    assert torch.allclose(loss, expected) and loss > 0
+    loss.backward()
+    assert generator.block_input[0].weight.grad[:, 3:].abs().max() == 0
+    assert generator.block_input[0].weight.grad[:, :3].abs().max() > 0
+    passthrough = generator.jpeg(lr)
+    assert trainer._identity_loss(lr, passthrough).item() == 0.0
+    train(config, progress=False, echo=lambda text: None)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("identity" in record for record in records)
+    with pytest.raises(ConfigError, match="--noise-channels"):
+        tiny_config("dsgan", image_folder, tmp_path / "run2", noise_free_identity=1.0)
+
+
 @pytest.mark.parametrize("family,extra", [("edsr", {}), ("esrgan", {"stage": "gan"})])
 def test_resume_is_bit_exact(family: str, extra: dict, image_folder: Path, tmp_path: Path) -> None:
     straight = tiny_config(family, image_folder, tmp_path / "straight", iters=8, **extra)

@@ -60,6 +60,9 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--noise-free-color", is_flag=True, default=None,
               help="dsgan with --noise-channels: colour loss on the output made with zero noise planes, so it "
                    "does not penalise the low frequencies of the noise and the GAN alone sets its level.")
+@click.option("--noise-free-identity", type=float,
+              help="dsgan with --noise-channels: weight of an L1 loss between the output for zero noise planes "
+                   "and the (JPEG-compressed) input, so G cannot sharpen or blur and learns only random noise.")
 @click.option("--jpeg-quality", help="dsgan: end the generator with a JPEG round trip at this quality "
                                      "(1-100), or 'auto' to estimate it from the --source photos.")
 @click.option("--freq-sep", is_flag=True, default=None, help="Pixel loss on low frequencies, GAN on high frequencies (ESRGAN-FS).")

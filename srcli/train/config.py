@@ -66,6 +66,7 @@ class TrainConfig:
     lowpass_gaussian: bool = False
     color_weight: float = 1.0
     noise_free_color: bool = False  # dsgan: colour loss on G's output with zero noise planes
+    noise_free_identity: float = 0.0  # dsgan: weight of L1(G(x, zero noise), JPEG(x)): no deterministic change
     augment: bool = True
     device: str = "auto"
 
@@ -174,6 +175,10 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError("--iters, --batch and --patch must be positive")
     if config.noise_free_color and (config.family != "dsgan" or not config.noise_channels):
         raise ConfigError("--noise-free-color needs dsgan with --noise-channels")
+    if config.noise_free_identity and (config.family != "dsgan" or not config.noise_channels):
+        raise ConfigError("--noise-free-identity needs dsgan with --noise-channels")
+    if config.noise_free_identity < 0:
+        raise ConfigError("--noise-free-identity must be >= 0")
     if config.family == "mdsr":
         if not set(config.scales) <= {2, 3, 4}:
             raise ConfigError("MDSR scales must be among 2, 3, 4")

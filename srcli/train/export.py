@@ -75,6 +75,8 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
                 flags.append(f"--{name.replace('_', '-')} {getattr(config, name)}")
         if config.noise_free_color:
             flags.append("--noise-free-color")
+        if config.noise_free_identity:
+            flags.append(f"--noise-free-identity {config.noise_free_identity:g}")
     flags += _changed_losses(config)
     return {
         "command": " ".join(flags),
