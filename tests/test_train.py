@@ -278,6 +278,19 @@ def test_export_round_trip_and_manifest(image_folder: Path, tmp_path: Path) -> N
     assert manifest[0]["recipe"]["iterations"] == 4 and manifest[0]["scales"] == [2]
 
 
+def test_export_scale_ships_a_dsgan_for_another_factor_and_nothing_else(image_folder: Path, tmp_path: Path) -> None:
+    """A DSGAN trained on x2 LR is size-preserving, so it can ship for x4 pairs; an SR network cannot."""
+    train(tiny_config("dsgan", image_folder, tmp_path / "dsgan", iters=1, perceptual="none", scale=2),
+          progress=False, echo=lambda text: None)
+    output = tmp_path / "weights" / "dsgan_x4.safetensors"
+    entry = export_run(tmp_path / "dsgan", output, scale=4)
+    assert entry["scales"] == [4] and load_model(output).config["scale"] == 4
+    assert " -x 2 " in entry["recipe"]["command"]  # the recipe still says how it was trained
+    train(tiny_config("edsr", image_folder, tmp_path / "edsr", iters=1), progress=False, echo=lambda text: None)
+    with pytest.raises(TrainError, match="dsgan only"):
+        export_run(tmp_path / "edsr", tmp_path / "weights" / "edsr_x4.safetensors", scale=4)
+
+
 def test_export_best_ships_the_best_validated_weights(image_folder: Path, tmp_path: Path) -> None:
     config = tiny_config("edsr", image_folder, tmp_path / "run", iters=4, val=str(image_folder), val_every=2)
     train(config, progress=False, echo=lambda text: None)

@@ -118,14 +118,21 @@ def _load_best(run_dir: Path, model: torch.nn.Module) -> int:
 
 
 def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = None, which: str = "ema",
-               license_name: str = "MIT", manifest: bool = True, notes: str | None = None) -> dict[str, Any]:
+               license_name: str = "MIT", manifest: bool = True, notes: str | None = None,
+               scale: int | None = None) -> dict[str, Any]:
     """Write the generator of ``run_dir`` to ``output``; add/update its manifest entry beside it.
 
-    ``notes`` is free text for the recipe (what the command line cannot say).
+    ``notes`` is free text for the recipe (what the command line cannot say). ``scale`` (dsgan
+    only) is the SR factor of the pairs the file is shipped for: the generator is size-preserving,
+    so one trained on x2 LR (the source photos' content density) serves x4 LR unchanged.
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     model = build_generator(config)
+    if scale is not None:
+        if config.family != "dsgan":
+            raise TrainError("--scale applies to dsgan only: other networks' scale is fixed by their tail")
+        model.config["scale"] = scale
     if which == "best":
         key, iteration = "best_validation", _load_best(run_dir, model)
     else:
