@@ -286,7 +286,17 @@ def test_export_scale_ships_a_dsgan_for_another_factor_and_nothing_else(image_fo
     entry = export_run(tmp_path / "dsgan", output, scale=4)
     assert entry["scales"] == [4] and load_model(output).config["scale"] == 4
     assert " -x 2 " in entry["recipe"]["command"]  # the recipe still says how it was trained
+    # An earlier snapshot ships with its own iteration count, after the run went on.
+    snapshot = tmp_path / "snapshot.safetensors"
+    export_run(tmp_path / "dsgan", snapshot, manifest=False)
+    resumed = tiny_config("dsgan", image_folder, tmp_path / "dsgan", iters=3, perceptual="none", scale=2)
+    train(resumed, resume=True, progress=False, echo=lambda text: None)
+    shipped = export_run(tmp_path / "dsgan", output, scale=4, snapshot=snapshot)
+    assert shipped["recipe"]["iterations"] == 1
+    assert torch.equal(read_state_dict(output)[0]["block_output.bias"], read_state_dict(snapshot)[0]["block_output.bias"])
     train(tiny_config("edsr", image_folder, tmp_path / "edsr", iters=1), progress=False, echo=lambda text: None)
+    with pytest.raises(TrainError, match="not an srcli export of this run.s network"):
+        export_run(tmp_path / "edsr", tmp_path / "x.safetensors", snapshot=snapshot)
     with pytest.raises(TrainError, match="dsgan only"):
         export_run(tmp_path / "edsr", tmp_path / "weights" / "edsr_x4.safetensors", scale=4)
 

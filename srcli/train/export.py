@@ -117,14 +117,30 @@ def _load_best(run_dir: Path, model: torch.nn.Module) -> int:
     return int(json.loads(metadata.get("iteration", "0")))
 
 
+def _load_snapshot(path: Path, model: torch.nn.Module) -> tuple[str, int]:
+    """Load an earlier export of the run into ``model``; returns (weights key, iteration)."""
+    if not path.is_file():
+        raise TrainError(f"{path}: no such snapshot file")
+    tensors, metadata = read_state_dict(path)
+    if metadata.get("architecture") != model.architecture or "iterations" not in metadata:
+        raise TrainError(f"{path} is not an srcli export of this run's network ({model.architecture})")
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError:
+        raise TrainError(f"{path} does not fit this run's network") from None
+    return metadata.get("weights", "generator"), int(metadata["iterations"])
+
+
 def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = None, which: str = "ema",
                license_name: str = "MIT", manifest: bool = True, notes: str | None = None,
-               scale: int | None = None) -> dict[str, Any]:
+               scale: int | None = None, snapshot: str | Path | None = None) -> dict[str, Any]:
     """Write the generator of ``run_dir`` to ``output``; add/update its manifest entry beside it.
 
     ``notes`` is free text for the recipe (what the command line cannot say). ``scale`` (dsgan
     only) is the SR factor of the pairs the file is shipped for: the generator is size-preserving,
     so one trained on x2 LR (the source photos' content density) serves x4 LR unchanged.
+    ``snapshot``: a file exported earlier from this run (say with ``manifest=False`` while it went
+    on), shipped instead of the last checkpoint: the weights that were measured are the ones that ship.
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -133,7 +149,9 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
         if config.family != "dsgan":
             raise TrainError("--scale applies to dsgan only: other networks' scale is fixed by their tail")
         model.config["scale"] = scale
-    if which == "best":
+    if snapshot is not None:
+        key, iteration = _load_snapshot(Path(snapshot), model)
+    elif which == "best":
         key, iteration = "best_validation", _load_best(run_dir, model)
     else:
         checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
