@@ -38,7 +38,6 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +52,8 @@ from srcli.imresize import imresize, quantize  # noqa: E402
 from srcli.metrics import psnr, rgb_to_y  # noqa: E402
 from srcli.nets.dsgan import high_pass  # noqa: E402
 from srcli.train.data import list_images  # noqa: E402
+
+Degrader = DSGANDegrader | ClassicalDegradation
 
 IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).view(1, 1, 3, 3)
 
@@ -164,8 +165,12 @@ def report(title: str, rows: list[tuple[str, tuple[float, ...]]], columns: tuple
         print(f"  {name:<26} {cells}")
 
 
-def degrade_sets(clean: list[torch.Tensor], degrader: Callable[..., torch.Tensor],
-                 scale: int) -> tuple[list, list]:
+def as_degrader(weights: str | torch.nn.Module | Degrader) -> Degrader:
+    """A DSGAN file or network as a degrader; a degrader built already (a classical chain too) as is."""
+    return weights if isinstance(weights, (DSGANDegrader, ClassicalDegradation)) else DSGANDegrader(weights)
+
+
+def degrade_sets(clean: list[torch.Tensor], degrader: Degrader, scale: int) -> tuple[list, list]:
     with torch.inference_mode():
         dsgan = [degrader(hr.unsqueeze(0), scale, torch.Generator().manual_seed(index))[0]
                  for index, hr in enumerate(clean)]
@@ -178,8 +183,7 @@ def bicubic_upscale_psnr(images: list[torch.Tensor], hr: list[torch.Tensor], sca
     return sum(values) / len(values)
 
 
-def generator_noise_sigma(degrader: Callable[..., torch.Tensor], hr_images: list[torch.Tensor],
-                          scale: int) -> float | None:
+def generator_noise_sigma(degrader: Degrader, hr_images: list[torch.Tensor], scale: int) -> float | None:
     """Random part of G's change, 8-bit RGB std before JPEG; None for generators without noise input."""
     model = getattr(degrader, "model", None)
     if not getattr(model, "noise_channels", 0):
@@ -197,12 +201,12 @@ def generator_noise_sigma(degrader: Callable[..., torch.Tensor], hr_images: list
     return sum(values) / len(values)
 
 
-def content_matched(weights: str | torch.nn.Module | ClassicalDegradation, val: Path,
+def content_matched(weights: str | torch.nn.Module | Degrader, val: Path,
                     scale: int = 4) -> dict[str, tuple[float, ...]]:
     """Statistics (COLUMNS + residual std) of real corrupted LR, DSGAN LR and bicubic LR of the same HR,
     and the generator's random noise sigma (``noise_sigma``: empty for a deterministic generator or
     a classical chain, which ``weights`` may also be)."""
-    degrader = weights if isinstance(weights, ClassicalDegradation) else DSGANDegrader(weights)
+    degrader = as_degrader(weights)
     hr = [crop_to_multiple(read_rgb(p), scale) for p in list_images([val / "hr"])]
     real = [read_rgb(p) for p in list_images([val / "lr"])]
     dsgan, bicubic = degrade_sets(hr, degrader, scale)
@@ -242,7 +246,7 @@ def main() -> None:
     clean_scale = args.clean_scale or int(getattr(model, "config", {}).get("scale", args.scale))
     val = Path(args.val)
     if (val / "hr").is_dir() and (val / "lr").is_dir():
-        table = content_matched(model if model is not None else degrader, val, args.scale)
+        table = content_matched(degrader, val, args.scale)
         width = len(COLUMNS) + 1
         report("content-matched (Set14)", [("real corrupted LR", table["real"][:width]),
                                             ("DSGAN(bicubic LR)", table["dsgan"][:width]),

@@ -173,10 +173,10 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError("--gan-type must be ragan or standard")
     if config.iters <= 0 or config.batch <= 0 or config.patch <= 0:
         raise ConfigError("--iters, --batch and --patch must be positive")
-    if config.noise_free_color and (config.family != "dsgan" or not config.noise_channels):
-        raise ConfigError("--noise-free-color needs dsgan with --noise-channels")
-    if config.noise_free_identity and (config.family != "dsgan" or not config.noise_channels):
-        raise ConfigError("--noise-free-identity needs dsgan with --noise-channels")
+    for flag, value in (("--noise-free-color", config.noise_free_color),
+                        ("--noise-free-identity", config.noise_free_identity)):
+        if value and (config.family != "dsgan" or not config.noise_channels):
+            raise ConfigError(f"{flag} needs dsgan with --noise-channels")
     if config.noise_free_identity < 0:
         raise ConfigError("--noise-free-identity must be >= 0")
     if config.family == "mdsr":
