@@ -79,3 +79,39 @@ def test_low_and_high_pass_split_the_image() -> None:
     assert torch.allclose(low_pass(image) + high_pass(image), image, atol=1e-6)
     constant = torch.full((1, 3, 16, 16), 0.4)
     assert high_pass(constant).abs().max() < 1e-6
+
+
+def _interior(image: torch.Tensor, margin: int = 2) -> torch.Tensor:
+    """Away from the replicate padding, where the filters see only the image."""
+    return image[..., margin:-margin, margin:-margin]
+
+
+def _fine_pattern(size: int, gaussian: bool) -> torch.Tensor:
+    """Period-5 zero-sum columns (the 5x5 box nulls them), or a Nyquist checkerboard (the Gaussian's weakest band)."""
+    index = torch.arange(size)
+    if gaussian:
+        return ((-1.0) ** (index[:, None] + index[None, :])).expand(1, 3, size, size)
+    return torch.tensor([1.0, -1.0, 0.0, 1.0, -1.0])[index % 5].expand(1, 3, size, size)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_colour_term_ignores_high_frequencies_but_not_a_colour_shift(gaussian: bool) -> None:
+    """DSGAN's colour loss compares low-passes, so G may add fine detail freely but not change colours."""
+    image = low_pass(torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0)))
+    def colour_term(a: torch.Tensor, b: torch.Tensor) -> float:
+        return torch.nn.functional.l1_loss(_interior(low_pass(a, gaussian=gaussian)),
+                                           _interior(low_pass(b, gaussian=gaussian))).item()
+    detail = 0.2 * _fine_pattern(40, gaussian)
+    assert colour_term(image + detail, image) < (1e-6 if not gaussian else 0.002 * 0.2)
+    assert colour_term(image + 0.1, image) == pytest.approx(0.1, rel=1e-4)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_gan_input_keeps_fine_detail_and_drops_smooth_content(gaussian: bool) -> None:
+    """The discriminator sees image minus low-pass: flat colour and linear gradients vanish, fine texture stays."""
+    rows, cols = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 40), indexing="ij")
+    smooth = (0.3 + 0.4 * rows - 0.2 * cols).expand(1, 3, 40, 40)
+    assert _interior(high_pass(smooth, gaussian=gaussian)).abs().max() < 1e-5
+    detail = 0.2 * _fine_pattern(40, gaussian)
+    kept = _interior(high_pass(smooth + detail, gaussian=gaussian))
+    assert torch.allclose(kept, _interior(detail), atol=0.002 * 0.2 if gaussian else 1e-5)

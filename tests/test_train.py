@@ -532,3 +532,14 @@ def test_a_continued_export_counts_the_training_behind_its_init(image_folder: Pa
     x4_recipe = export_run(tmp_path / "x4", shipped.with_name("edsr_x4.safetensors"))["recipe"]
     assert "iterations_total" not in x4_recipe  # a new tail: x2's iterations are pre-training, not x4's
     assert x4_recipe["initialised_from"] == {**x4_recipe["initialised_from"], "iterations_total": 6, "continued": False}
+
+
+def test_dsgan_discriminator_sees_only_the_high_pass(image_folder: Path, tmp_path: Path) -> None:
+    """DSGAN's GAN loss is on high frequencies: the trainer feeds D the image minus its low-pass."""
+    from srcli.nets.dsgan import high_pass
+    trainer = Trainer(tiny_config("dsgan", image_folder, tmp_path / "run", stage="gan", iters=1),
+                      progress=False, echo=lambda text: None)
+    image = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    config = trainer.config
+    assert torch.equal(trainer._d_input(image), high_pass(image, config.lowpass_kernel, config.lowpass_gaussian))
+    assert trainer._d_input(torch.full((1, 3, 16, 16), 0.6)).abs().max() < 1e-6
