@@ -167,7 +167,7 @@ def report(title: str, rows: list[tuple[str, tuple[float, ...]]], columns: tuple
 
 def as_degrader(weights: str | torch.nn.Module | Degrader) -> Degrader:
     """A DSGAN file or network as a degrader; a degrader built already (a classical chain too) as is."""
-    return weights if isinstance(weights, (DSGANDegrader, ClassicalDegradation)) else DSGANDegrader(weights)
+    return weights if isinstance(weights, Degrader) else DSGANDegrader(weights)
 
 
 def degrade_sets(clean: list[torch.Tensor], degrader: Degrader, scale: int) -> tuple[list, list]:

@@ -348,7 +348,7 @@ class Trainer:
         --noise-free-color the output for zero noise planes. White noise keeps a fraction of its
         power after the low-pass, so on the sample the colour loss pulls the learned noise below
         the real level; on the zero-noise output it leaves the noise to the GAN, but also leaves
-        the samples' colour free to drift (see the README's session-16 DSGAN results)."""
+        the samples' colour free to drift (docs/real-world-experiments.md, session 16)."""
         if not self.config.noise_free_color:
             return fake
         return noise_free if noise_free is not None else self._noise_free_output(lr)
