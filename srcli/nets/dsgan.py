@@ -147,3 +147,11 @@ def low_pass(image: torch.Tensor, kernel_size: int = 5, gaussian: bool = False, 
 def high_pass(image: torch.Tensor, kernel_size: int = 5, gaussian: bool = False) -> torch.Tensor:
     """High frequencies: the image minus its low-pass."""
     return image - low_pass(image, kernel_size, gaussian)
+
+
+def colour_loss(output: torch.Tensor, target: torch.Tensor, kernel_size: int = 5, gaussian: bool = False,
+                reduction: str = "mean") -> torch.Tensor:
+    """DSGAN's colour term: L1 between low-passes, so the generator keeps the input's colours while
+    its high frequencies stay free for the GAN term. reduction as in torch's l1_loss ('none' gives the map)."""
+    return F.l1_loss(low_pass(output, kernel_size, gaussian), low_pass(target, kernel_size, gaussian),
+                     reduction=reduction)

@@ -23,7 +23,7 @@ from .. import registry
 from ..checkpoint import CheckpointFile, model_from_state_dict, read_checkpoint_file
 from ..device import autocast_context, keep_output_layer_fp32, pick_device, resolve_amp
 from ..files import atomic_write
-from ..nets.dsgan import high_pass, low_pass
+from ..nets.dsgan import colour_loss, high_pass, low_pass
 from ..nets.mdsr import MDSR
 from . import data as datamod
 from . import losses
@@ -419,9 +419,8 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         if dsgan:
             noise_free = self._noise_free_output(lr)
-            color = torch.nn.functional.l1_loss(
-                low_pass(self._colour_image(lr, fake32, noise_free), config.lowpass_kernel, config.lowpass_gaussian),
-                low_pass(content_target, config.lowpass_kernel, config.lowpass_gaussian))
+            color = colour_loss(self._colour_image(lr, fake32, noise_free), content_target,
+                                config.lowpass_kernel, config.lowpass_gaussian)
             total = total + config.color_weight * color
             logs["color"] = color.item()
             if config.noise_free_identity:
