@@ -250,14 +250,16 @@ def test_train_export_plot_cli(image_folder: Path, tmp_path: Path) -> None:
     result = run("train", "edsr", "--resume", str(run_dir), "--iters", "5", "--quiet")
     assert result.exit_code == 0 and "iteration 5" in result.output
     result = CliRunner().invoke(main, ["train", "edsr", "--resume", str(run_dir), "--lr", "1"])
-    assert result.exit_code == 2 and "cannot change lr" in result.output
+    assert result.exit_code == 2 and "cannot change lr (run has 0.0001)" in result.output
+    result = run("train", "edsr", "--resume", str(run_dir), "--iters", "6", "--batch", "2", "--quiet")
+    assert result.exit_code == 0 and "iteration 6" in result.output, "restating a run's own setting is no change"
     output = tmp_path / "w" / "mine_x2.safetensors"
     assert run("export", str(run_dir), "-o", str(output)).exit_code == 0
     assert json.loads((output.parent / "manifest.json").read_text())["models"][0]["name"] == "mine"
     continued = tmp_path / "continued"
     assert run(*args[:4], "--out", str(continued), *args[6:], "--init", str(output)).exit_code == 0
     result = run("export", str(continued), "-o", str(output), "--overwrite", "--notes", "from mine")
-    assert result.exit_code == 0 and "3 iterations, 8 in all" in result.output
+    assert result.exit_code == 0 and "3 iterations, 9 in all" in result.output
     assert json.loads((output.parent / "manifest.json").read_text())["models"][0]["recipe"]["notes"] == "from mine"
     assert run("plot", str(run_dir)).exit_code == 0 and Image.open(run_dir / "curves.png").size[0] > 100
     result = CliRunner().invoke(main, ["train", "edsr", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
