@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from srcli.checkpoint import load_model, read_state_dict
+from srcli.nets.dsgan import high_pass, low_pass
 from srcli.train.config import ConfigError, parse_duration, resolve_config
 from srcli.train.export import export_run
 from srcli.train.trainer import TrainError, Trainer, train
@@ -499,7 +500,6 @@ def test_source_crops_stay_on_the_block_grid(image_folder: Path) -> None:
 
 def test_freq_sep_pixel_term_splits_the_bands(image_folder: Path, tmp_path: Path) -> None:
     """--freq-sep: pixel loss on the low-pass only, plus the high-pass at --highpass-pixel-weight."""
-    from srcli.nets.dsgan import high_pass, low_pass
 
     torch.manual_seed(0)
     sr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
@@ -542,7 +542,6 @@ def test_a_continued_export_counts_the_training_behind_its_init(image_folder: Pa
 
 def test_dsgan_discriminator_sees_only_the_high_pass(image_folder: Path, tmp_path: Path) -> None:
     """DSGAN's GAN loss is on high frequencies: the trainer feeds D the image minus its low-pass."""
-    from srcli.nets.dsgan import high_pass
     trainer = Trainer(tiny_config("dsgan", image_folder, tmp_path / "run", stage="gan", iters=1),
                       progress=False, echo=lambda text: None)
     image = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))

@@ -95,10 +95,10 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
         if config.family != family:
             raise click.UsageError(f"{resume} is a {config.family} run, not {family}")
         allowed = {"iters", "milestones", "time_budget", "val_every", "checkpoint_every", "workers", "device", "amp"}
-        changed = sorted(k for k, v in overrides.items()
-                         if v is not None and k not in allowed and getattr(config, k, None) != v)
+        run_values = {k: getattr(config, k, None) for k in overrides}
+        changed = sorted(k for k, v in overrides.items() if v is not None and k not in allowed and run_values[k] != v)
         if changed:
-            details = ", ".join(f"{k} (run has {getattr(config, k, None)!r})" for k in changed)
+            details = ", ".join(f"{k} (run has {run_values[k]!r})" for k in changed)
             raise click.UsageError(f"--resume keeps the run's settings; cannot change {details}")
         values = {**config.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         values["out"] = resume
