@@ -500,7 +500,6 @@ def test_source_crops_stay_on_the_block_grid(image_folder: Path) -> None:
 
 def test_freq_sep_pixel_term_splits_the_bands(image_folder: Path, tmp_path: Path) -> None:
     """--freq-sep: pixel loss on the low-pass only, plus the high-pass at --highpass-pixel-weight."""
-
     torch.manual_seed(0)
     sr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     low = torch.nn.functional.l1_loss(low_pass(sr), low_pass(hr))
