@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -20,8 +21,17 @@ INTERPOLATION_PAIRS = {
 }
 
 
+#: File suffixes that make ``--model`` mean a checkpoint path rather than a shipped name.
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".tar")
+
+
 class ModelChoiceError(ValueError):
     pass
+
+
+def names_a_checkpoint(model: str | None) -> bool:
+    """``-m mix.safetensors`` is what people type after ``srcli interpolate``; treat it as ``--weights``."""
+    return bool(model) and Path(model).suffix.lower() in CHECKPOINT_SUFFIXES
 
 
 @dataclass
@@ -63,6 +73,8 @@ def require_super_resolution(resolved: ResolvedModel) -> ResolvedModel:
 def resolve_model(model: str | None = None, scale: int | None = None, weights: str | None = None,
                   alpha: float | None = None) -> ResolvedModel:
     """Shipped weights by name, or any checkpoint ``load_model`` accepts; optional on-the-fly blend."""
+    if not weights and names_a_checkpoint(model):
+        model, weights = Path(model).stem, model
     if weights:
         if alpha is not None:
             raise ModelChoiceError("--alpha blends a shipped pair; with your own files use 'srcli interpolate' first")

@@ -196,6 +196,15 @@ def test_alpha_on_the_fly_and_interpolate_command(shipped: Path, images: Path, t
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert run("upscale", str(images / "a.png"), "-m", "esrgan", "--alpha", "0.3", "-o", str(tmp_path / "u"), "-q").exit_code == 0
     assert (tmp_path / "u" / "a_esrgan-a0.3_x4.png").is_file()
+    # the interpolated file, named with -m as users type it, reproduces the on-the-fly blend exactly
+    blend_file = tmp_path / "blend03.safetensors"
+    assert run("interpolate", "--alpha", "0.3", "-o", str(blend_file)).exit_code == 0
+    assert run("upscale", str(images / "a.png"), "-m", str(blend_file), "-o", str(tmp_path / "u"), "-q").exit_code == 0
+    from_file = np.asarray(Image.open(tmp_path / "u" / "a_blend03_x4.png"))
+    on_the_fly = np.asarray(Image.open(tmp_path / "u" / "a_esrgan-a0.3_x4.png"))
+    assert from_file.shape == on_the_fly.shape and np.array_equal(from_file, on_the_fly)
+    result = CliRunner().invoke(main, ["upscale", str(images / "a.png"), "-m", str(tmp_path / "none.safetensors")])
+    assert result.exit_code == 1 and "no such file" in result.output and "Traceback" not in result.output
 
 
 def test_interpolate_refusals(shipped: Path, tmp_path: Path) -> None:

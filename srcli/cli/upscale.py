@@ -39,7 +39,7 @@ def tile_pad_option(value: str) -> str | int:
 def model_options(function: Any) -> Any:
     """Options shared by commands that run a network."""
     options = [
-        click.option("--model", "-m", "model", help=f"Shipped model name (see 'srcli models'); default {DEFAULT_MODEL}."),
+        click.option("--model", "-m", "model", help=f"Shipped model name (see 'srcli models') or a checkpoint file; default {DEFAULT_MODEL}."),
         click.option("-x", "--scale", type=click.IntRange(1, 8), help="Network scale (default: 4, or the file's)."),
         click.option("--weights", type=click.Path(dir_okay=False), help="Any checkpoint srcli can load."),
         click.option("--alpha", type=float, help="Blend the shipped PSNR/GAN pair on the fly (0 = PSNR, 1 = GAN)."),
