@@ -547,3 +547,29 @@ def test_dsgan_discriminator_sees_only_the_high_pass(image_folder: Path, tmp_pat
     config = trainer.config
     assert torch.equal(trainer._d_input(image), high_pass(image, config.lowpass_kernel, config.lowpass_gaussian))
     assert trainer._d_input(torch.full((1, 3, 16, 16), 0.6)).abs().max() < 1e-6
+
+
+def test_hr_rescale_adds_smaller_copies_and_reaches_the_recipe(image_folder: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from srcli.cli import main
+    from srcli.train import data as datamod
+
+    image = torch.arange(3 * 40 * 60, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(3, 40, 60)
+    copies = datamod.rescaled_copies([image], [1.0, 0.5, 0.2], min_side=16, warn=lambda message: None)
+    assert [tuple(c.shape) for c in copies] == [(3, 40, 60), (3, 20, 30)]  # 0.2 -> 8x12 is below a 16px crop
+    assert copies[0] is image and copies[1].dtype == torch.uint8
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "edsr", "--data", str(image_folder), "--out", str(run),
+                                       "--iters", "2", "--batch", "2", "--patch", "8", "--blocks", "1",
+                                       "--features", "8", "--workers", "0", "--amp", "off",
+                                       "--hr-rescale", "1,0.75", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["hr_rescale"] == [1.0, 0.75]
+    entry = export_run(run, tmp_path / "edsr_x2.safetensors", manifest=False)
+    assert "--hr-rescale 1,0.75" in entry["recipe"]["command"] and entry["recipe"]["hr_rescale"] == [1.0, 0.75]
+
+    bad = CliRunner().invoke(main, ["train", "edsr", "--data", str(image_folder), "--out", str(tmp_path / "bad"),
+                                    "--hr-rescale", "1,1.5"])
+    assert bad.exit_code != 0 and "in (0, 1]" in bad.output and "Traceback" not in bad.output

@@ -19,6 +19,15 @@ def _int_list(text: str | None) -> list[int] | None:
         raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _float_list(text: str | None, flag: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=flag) from None
+
+
 @click.command("train")
 @click.argument("family", type=click.Choice(FAMILIES))
 @click.option("--data", "--target", "data", multiple=True, type=click.Path(), help="HR training images (folder or file); repeatable. For dsgan: the clean HR domain.")
@@ -69,6 +78,9 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--highpass-pixel-weight", type=float,
               help="--freq-sep: also a pixel loss on the high-pass, at this weight relative to the low-pass one "
                    "(0: GAN alone shapes high frequencies, as in ESRGAN-FS with its perceptual loss).")
+@click.option("--hr-rescale", help="Comma-separated size factors in (0, 1]: train on each HR image at these sizes "
+                                   "(e.g. 1,0.8,0.6; scale augmentation as in VDSR, and shrinking fades JPEG "
+                                   "artefacts of the photos). Default 1.")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]))
 @click.option("--workers", type=int, help="DataLoader worker processes.")
 @click.option("--val-every", type=int)
@@ -77,7 +89,7 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def train_command(family: str, config_file: str | None, resume: str | None, quiet: bool, scales: str | None,
-                  milestones: str | None, data: tuple[str, ...], source: tuple[str, ...], **options: Any) -> None:
+                  milestones: str | None, hr_rescale: str | None, data: tuple[str, ...], source: tuple[str, ...], **options: Any) -> None:
     """Train a network family (paper defaults; every option can be overridden)."""
     from ..train.config import load_toml, resolve_config
     from ..train.trainer import load_run_config, train
@@ -85,6 +97,7 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     overrides: dict[str, Any] = dict(options)
     overrides["scales"] = _int_list(scales)
     overrides["milestones"] = _int_list(milestones)
+    overrides["hr_rescale"] = _float_list(hr_rescale, "--hr-rescale")
     overrides["data"] = list(data) or None
     overrides["source"] = list(source) or None
     overrides["jpeg_quality"] = _jpeg_quality(overrides.get("jpeg_quality"))

@@ -68,6 +68,7 @@ class TrainConfig:
     noise_free_color: bool = False  # dsgan: colour loss on G's output with zero noise planes
     noise_free_identity: float = 0.0  # dsgan: weight of L1(G(x, zero noise), JPEG(x)): no deterministic change
     augment: bool = True
+    hr_rescale: list[float] = field(default_factory=lambda: [1.0])  # extra HR copies at these size factors
     device: str = "auto"
 
     def to_json(self) -> str:
@@ -179,6 +180,10 @@ def validate(config: TrainConfig) -> None:
             raise ConfigError(f"{flag} needs dsgan with --noise-channels")
     if config.noise_free_identity < 0:
         raise ConfigError("--noise-free-identity must be >= 0")
+    if not config.hr_rescale or not all(0 < factor <= 1 for factor in config.hr_rescale):
+        raise ConfigError("--hr-rescale factors must be in (0, 1], e.g. 1,0.8,0.6")
+    if config.hr_rescale != [1.0] and (config.family == "dsgan" or config.degradation.startswith("paired:")):
+        raise ConfigError("--hr-rescale needs LR made on the fly (not dsgan or --degradation paired:)")
     if config.family == "mdsr":
         if not set(config.scales) <= {2, 3, 4}:
             raise ConfigError("MDSR scales must be among 2, 3, 4")

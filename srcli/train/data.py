@@ -67,6 +67,34 @@ def load_image_cache(folders: Iterable[str | os.PathLike[str]], min_side: int,
     return images
 
 
+def rescaled_copies(images: Sequence[torch.Tensor], factors: Sequence[float], min_side: int,
+                    warn: Callable[[str], None] = log.warning) -> list[torch.Tensor]:
+    """Each image at each size factor (MATLAB bicubic, 8-bit); copies smaller than a crop are left out.
+
+    Why: scale augmentation (as in VDSR) multiplies a small training set, and shrinking a JPEG
+    photo fades its block artefacts, which a network meant for clean images should not learn.
+    """
+    copies: list[torch.Tensor] = []
+    skipped = 0
+    for image in images:
+        for factor in dict.fromkeys(factors):  # keeps order, drops repeats
+            if factor == 1:
+                copies.append(image)
+                continue
+            height, width = image.shape[-2:]
+            size = (round(height * factor), round(width * factor))
+            if min(size) < min_side:
+                skipped += 1
+                continue
+            resized = quantize(imresize(image.float().div(255), size=size))
+            copies.append(resized.mul(255).round_().to(torch.uint8).contiguous())
+    if skipped:
+        warn(f"--hr-rescale: left out {skipped} copies smaller than a {min_side}px crop")
+    if not copies:
+        raise DataError(f"no training image is at least {min_side}px per side at any --hr-rescale factor")
+    return copies
+
+
 def batch_generator(seed: int, iteration: int, rank: int = 0, stream: str = "data") -> torch.Generator:
     digest = hashlib.sha256(f"{seed}:{iteration}:{rank}:{stream}".encode()).digest()
     generator = torch.Generator()

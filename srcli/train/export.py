@@ -63,6 +63,8 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         flags.append(f"--init {config.init}")
     if config.degradation != "bicubic":
         flags.append(f"--degradation {config.degradation}")
+    if config.hr_rescale != [1.0]:
+        flags.append(f"--hr-rescale {','.join(f'{factor:g}' for factor in config.hr_rescale)}")
     if config.freq_sep:
         flags.append("--freq-sep")
         if config.highpass_pixel_weight:
@@ -95,6 +97,7 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         "freq_sep": config.freq_sep,
         "highpass_pixel_weight": config.highpass_pixel_weight,
         "degradation": config.degradation,
+        "hr_rescale": config.hr_rescale,
         "amp": config.amp,
         "train_hours_estimate": round(hours, 3),
         "machine": f"{platform.machine()} CPU, 2 cores" if not torch.cuda.is_available() else "CUDA",

@@ -254,6 +254,8 @@ class Trainer:
                                                        augmentation=config.augment)
         else:
             images = datamod.load_image_cache(config.data, hr_side, self._say)
+            if config.hr_rescale != [1.0]:
+                images = datamod.rescaled_copies(images, config.hr_rescale, hr_side, self._say)
             degrader = self._degrader()
             self.dataset = datamod.PairedBatches(images, batch=batch, patch=config.patch, scales=scales,
                                                  seed=config.seed, rank=self.rank, augmentation=config.augment,
