@@ -10,22 +10,15 @@ from ..train.config import FAMILIES
 from .common import handle_errors
 
 
-def _int_list(text: str | None) -> list[int] | None:
+def _number_list(text: str | None, convert: type[int] | type[float], flag: str | None = None) -> list[Any] | None:
+    """Parse '1,2,3' style options once for every list flag (integers or floats)."""
     if text is None:
         return None
     try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
+        return [convert(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _float_list(text: str | None, flag: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=flag) from None
+        kind = "integers" if convert is int else "numbers"
+        raise click.BadParameter(f"expected comma-separated {kind}, got {text!r}", param_hint=flag) from None
 
 
 @click.command("train")
@@ -95,9 +88,9 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     from ..train.trainer import load_run_config, train
 
     overrides: dict[str, Any] = dict(options)
-    overrides["scales"] = _int_list(scales)
-    overrides["milestones"] = _int_list(milestones)
-    overrides["hr_rescale"] = _float_list(hr_rescale, "--hr-rescale")
+    overrides["scales"] = _number_list(scales, int)
+    overrides["milestones"] = _number_list(milestones, int)
+    overrides["hr_rescale"] = _number_list(hr_rescale, float, "--hr-rescale")
     overrides["data"] = list(data) or None
     overrides["source"] = list(source) or None
     overrides["jpeg_quality"] = _jpeg_quality(overrides.get("jpeg_quality"))
