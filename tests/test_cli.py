@@ -260,8 +260,10 @@ def test_train_export_plot_cli(image_folder: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "iteration 5" in result.output
     result = CliRunner().invoke(main, ["train", "edsr", "--resume", str(run_dir), "--lr", "1"])
     assert result.exit_code == 2 and "cannot change lr (run has 0.0001)" in result.output
-    result = run("train", "edsr", "--resume", str(run_dir), "--iters", "6", "--batch", "2", "--quiet")
+    result = run("train", "edsr", "--resume", str(run_dir), "--iters", "6", "--batch", "2", "--quiet",
+                 "--val", str(image_folder), "--val-every", "1")
     assert result.exit_code == 0 and "iteration 6" in result.output, "restating a run's own setting is no change"
+    assert "best val PSNR" in result.output, "a validation set may be added on resume (it does not change training)"
     output = tmp_path / "w" / "mine_x2.safetensors"
     assert run("export", str(run_dir), "-o", str(output)).exit_code == 0
     assert json.loads((output.parent / "manifest.json").read_text())["models"][0]["name"] == "mine"

@@ -100,7 +100,7 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
         config = load_run_config(resume)
         if config.family != family:
             raise click.UsageError(f"{resume} is a {config.family} run, not {family}")
-        allowed = {"iters", "milestones", "time_budget", "val_every", "checkpoint_every", "workers", "device", "amp"}
+        allowed = {"iters", "milestones", "time_budget", "val", "val_every", "checkpoint_every", "workers", "device", "amp"}
         run_values = {k: getattr(config, k, None) for k in overrides}
         changed = sorted(k for k, v in overrides.items() if v is not None and k not in allowed and run_values[k] != v)
         if changed:
