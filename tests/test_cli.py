@@ -277,6 +277,14 @@ def test_train_export_plot_cli(image_folder: Path, tmp_path: Path) -> None:
     assert result.exit_code != 0 and "no such folder" in result.output and "Traceback" not in result.output
 
 
+def test_train_list_options_name_the_flag_on_bad_input(tmp_path: Path) -> None:
+    for flag, value in (("--scales", "2,x"), ("--milestones", "100,,1e"), ("--hr-rescale", "1,half")):
+        result = CliRunner().invoke(main, ["train", "mdsr", "--out", str(tmp_path / "r"), flag, value])
+        assert result.exit_code == 2 and flag in result.output and repr(value) in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists(), "a refused command starts no run"
+
+
 def test_train_toml_config(image_folder: Path, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'data = ["{image_folder}"]\niters = 2\nbatch = 2\npatch = 8\nblocks = 1\nfeatures = 8\n'

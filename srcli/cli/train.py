@@ -10,8 +10,8 @@ from ..train.config import FAMILIES
 from .common import handle_errors
 
 
-def _number_list(text: str | None, convert: type[int] | type[float], flag: str | None = None) -> list[Any] | None:
-    """Parse '1,2,3' style options once for every list flag (integers or floats)."""
+def _number_list(text: str | None, convert: type[int] | type[float], flag: str) -> list[Any] | None:
+    """Parse '1,2,3' style options once for every list flag; errors name the flag."""
     if text is None:
         return None
     try:
@@ -88,8 +88,8 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     from ..train.trainer import load_run_config, train
 
     overrides: dict[str, Any] = dict(options)
-    overrides["scales"] = _number_list(scales, int)
-    overrides["milestones"] = _number_list(milestones, int)
+    overrides["scales"] = _number_list(scales, int, "--scales")
+    overrides["milestones"] = _number_list(milestones, int, "--milestones")
     overrides["hr_rescale"] = _number_list(hr_rescale, float, "--hr-rescale")
     overrides["data"] = list(data) or None
     overrides["source"] = list(source) or None
