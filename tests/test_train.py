@@ -280,6 +280,18 @@ def test_export_round_trip_and_manifest(image_folder: Path, tmp_path: Path) -> N
     assert manifest[0]["recipe"]["iterations"] == 4 and manifest[0]["scales"] == [2]
 
 
+def test_export_recipe_says_where_a_run_was_resumed(image_folder: Path, tmp_path: Path) -> None:
+    train(tiny_config("edsr", image_folder, tmp_path / "run", iters=3), progress=False, echo=lambda text: None)
+    straight = export_run(tmp_path / "run", tmp_path / "a" / "edsr_x2.safetensors")["recipe"]
+    assert "resumed_at" not in straight and "resume_command" not in straight
+    train(tiny_config("edsr", image_folder, tmp_path / "run", iters=6), resume=True, progress=False,
+          echo=lambda text: None)
+    resumed = export_run(tmp_path / "run", tmp_path / "b" / "edsr_x2.safetensors")["recipe"]
+    assert resumed["iterations"] == 6 and resumed["resumed_at"] == [3]
+    assert resumed["resume_command"] == f"srcli train edsr --resume {tmp_path / 'run'}"
+    assert "--iters 6" in resumed["command"], "the one-go command reaches the same weights (resume is bit-exact)"
+
+
 def test_export_scale_ships_a_dsgan_for_another_factor_and_nothing_else(image_folder: Path, tmp_path: Path) -> None:
     """A DSGAN trained on x2 LR is size-preserving, so it can ship for x4 pairs; an SR network cannot."""
     train(tiny_config("dsgan", image_folder, tmp_path / "dsgan", iters=1, perceptual="none", scale=2),

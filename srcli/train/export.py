@@ -37,6 +37,19 @@ def training_seconds(run_dir: Path, iterations: int | None = None) -> float:
     return (last_iteration if iterations is None else iterations) / statistics.median(rates)
 
 
+def resume_points(run_dir: Path, iterations: int) -> list[int]:
+    """Iterations where the run was resumed before reaching ``iterations`` (from log.jsonl).
+
+    Resuming is bit-exact, so the recipe's command reproduces the weights in one go; the
+    points only say how the run was actually carried out across sessions.
+    """
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return []
+    records = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return sorted({int(r["iteration"]) for r in records if r.get("resumed") and int(r["iteration"]) < iterations})
+
+
 def _changed_losses(config: TrainConfig) -> list[str]:
     """Loss flags where the run differs from its family's defaults, so the command reproduces it."""
     defaults = resolve_config(config.family, overrides={"stage": config.stage})
@@ -80,8 +93,11 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         if config.noise_free_identity:
             flags.append(f"--noise-free-identity {config.noise_free_identity:g}")
     flags += _changed_losses(config)
+    resumed_at = resume_points(run_dir, iteration)
     return {
         "command": " ".join(flags),
+        **({"resumed_at": resumed_at, "resume_command": f"srcli train {config.family} --resume {run_dir}"}
+           if resumed_at else {}),
         "family": config.family,
         "stage": config.stage,
         "iterations": iteration,

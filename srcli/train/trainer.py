@@ -132,6 +132,7 @@ class Trainer:
         self._stop_requested = False
         self._source_cache: list[torch.Tensor] | None = None
         self._lineage: Lineage | None = None
+        self._resumed = resume
         self._init_distributed()
         torch.manual_seed(config.seed + self.rank)
         random.seed(config.seed + self.rank)
@@ -603,6 +604,8 @@ class Trainer:
             (self.run_dir / "config.json").write_text(config.to_json(), encoding="utf-8")
             if self._lineage is not None:  # a fresh start from --init (a resume keeps the file)
                 write_lineage(self.run_dir, self._lineage)
+        if self._resumed:  # bit-exact anyway; logged so an export can say the run was split
+            self._log({"iteration": self.iteration, "resumed": True})
         self.generator.train()
         if self.discriminator is not None:
             self.discriminator.train()
