@@ -14,21 +14,17 @@ from ..nets.common import count_parameters
 from ..weights import read_manifest, same_network, same_slot, sha256_of, upsert_entry
 from .config import TrainConfig, resolve_config
 from .lineage import lineage_recipe, read_lineage
-from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config
+from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config, read_log
 
 
-def training_seconds(run_dir: Path, iterations: int | None = None) -> float:
+def training_seconds(log: list[dict[str, Any]], iterations: int | None = None) -> float:
     """Steady-state estimate of training time: iterations (default: the last logged) / median logged rate.
 
     Summing logged windows would also count time the process was paused or starved by other
     work on the machine; the median rate of the logged windows ignores such outliers.
     """
-    path = run_dir / "log.jsonl"
-    if not path.is_file():
-        return 0.0
     rates, last_iteration = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
+    for record in log:
         if record.get("it_per_s", 0) > 0:
             rates.append(float(record["it_per_s"]))
             last_iteration = max(last_iteration, int(record["iteration"]))
@@ -37,17 +33,13 @@ def training_seconds(run_dir: Path, iterations: int | None = None) -> float:
     return (last_iteration if iterations is None else iterations) / statistics.median(rates)
 
 
-def resume_points(run_dir: Path, iterations: int) -> list[int]:
-    """Iterations where the run was resumed before reaching ``iterations`` (from log.jsonl).
+def resume_points(log: list[dict[str, Any]], iterations: int) -> list[int]:
+    """Iterations where the run was resumed before reaching ``iterations``.
 
     Resuming is bit-exact, so the recipe's command reproduces the weights in one go; the
     points only say how the run was actually carried out across sessions.
     """
-    path = run_dir / "log.jsonl"
-    if not path.is_file():
-        return []
-    records = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    return sorted({int(r["iteration"]) for r in records if r.get("resumed") and int(r["iteration"]) < iterations})
+    return sorted({int(r["iteration"]) for r in log if r.get("resumed") and int(r["iteration"]) < iterations})
 
 
 def _changed_losses(config: TrainConfig) -> list[str]:
@@ -60,7 +52,8 @@ def _changed_losses(config: TrainConfig) -> list[str]:
 
 
 def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]:
-    hours = training_seconds(run_dir, iteration) / 3600
+    log = read_log(run_dir)
+    hours = training_seconds(log, iteration) / 3600
     lineage = read_lineage(run_dir)
     flags = [f"srcli train {config.family}", *[f"--data {d}" for d in config.data],
              *[f"--source {d}" for d in config.source], f"-x {config.scale}", f"--iters {config.iters}",
@@ -93,7 +86,7 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         if config.noise_free_identity:
             flags.append(f"--noise-free-identity {config.noise_free_identity:g}")
     flags += _changed_losses(config)
-    resumed_at = resume_points(run_dir, iteration)
+    resumed_at = resume_points(log, iteration)
     return {
         "command": " ".join(flags),
         **({"resumed_at": resumed_at, "resume_command": f"srcli train {config.family} --resume {run_dir}"}

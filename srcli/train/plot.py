@@ -1,23 +1,21 @@
 """Loss and PSNR curves drawn with Pillow (no plotting library needed at run time)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from ..files import atomic_write
-from .trainer import TrainError
+from .trainer import TrainError, read_log
 
 WIDTH, HEIGHT, MARGIN = 900, 300, 60
 
 
 def _read_log(run_dir: Path) -> list[dict]:
-    path = run_dir / "log.jsonl"
-    if not path.is_file():
+    if not (run_dir / "log.jsonl").is_file():
         raise TrainError(f"{run_dir} has no log.jsonl to plot")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_log(run_dir)
 
 
 def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, points: list[tuple[float, float]], log_y: bool) -> None:

@@ -712,6 +712,14 @@ class _Progress:
             self.bar.stop()
 
 
+def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's log.jsonl (empty when it has none): training windows, validations, resumes."""
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def load_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
