@@ -7,14 +7,14 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from ..files import atomic_write
-from .trainer import TrainError, read_log
+from .trainer import LOG_NAME, TrainError, read_log
 
 WIDTH, HEIGHT, MARGIN = 900, 300, 60
 
 
 def _read_log(run_dir: Path) -> list[dict]:
-    if not (run_dir / "log.jsonl").is_file():
-        raise TrainError(f"{run_dir} has no log.jsonl to plot")
+    if not (run_dir / LOG_NAME).is_file():
+        raise TrainError(f"{run_dir} has no {LOG_NAME} to plot")
     return read_log(run_dir)
 
 

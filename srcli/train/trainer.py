@@ -31,6 +31,7 @@ from .config import TrainConfig, config_from_json
 from .lineage import Lineage, lineage_of, write_lineage
 
 CHECKPOINT_NAME = "last.pt"
+LOG_NAME = "log.jsonl"
 
 
 class TrainError(RuntimeError):
@@ -572,7 +573,7 @@ class Trainer:
         self.history.append(record)
         if self.rank != 0:
             return
-        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+        with open(self.run_dir / LOG_NAME, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
     def _loader(self) -> torch.utils.data.DataLoader:
@@ -714,7 +715,7 @@ class _Progress:
 
 def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
     """The records of a run's log.jsonl (empty when it has none): training windows, validations, resumes."""
-    path = Path(run_dir) / "log.jsonl"
+    path = Path(run_dir) / LOG_NAME
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
