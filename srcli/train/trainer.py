@@ -21,7 +21,8 @@ from torch import nn
 
 from .. import registry
 from ..checkpoint import CheckpointFile, model_from_state_dict, read_checkpoint_file
-from ..device import autocast_context, keep_output_layer_fp32, pick_device, resolve_amp
+from ..device import (autocast_context, keep_output_layer_fp32, large_allocations_on_heap, pick_device,
+                      resolve_amp)
 from ..files import atomic_write
 from ..nets.dsgan import colour_loss, high_pass, low_pass
 from ..nets.mdsr import MDSR
@@ -586,6 +587,15 @@ class Trainer:
             worker_init_fn=_worker_init if workers else None, prefetch_factor=2 if workers else None,
             pin_memory=self.device.type == "cuda", persistent_workers=False)
 
+    def _allocation_policy(self) -> ContextManager[Any]:
+        """On the CPU, keep large activations on glibc's heap while training.
+
+        Why: SRResNet x4's 192^2 tail activations (150 MB at batch 16) were a fresh, zero-filled
+        mmap every step. Measured on a 2-core AVX2 CPU in fp32 (forward, L1, backward, Adam;
+        batch 16, LR patch 48): 6.29 -> 5.60 s per step, system time 1.09 -> 0.28 s.
+        """
+        return large_allocations_on_heap() if self.device.type == "cpu" else nullcontext()
+
     def _install_signal_handler(self) -> Callable[[], None]:
         previous = signal.getsignal(signal.SIGTERM)
 
@@ -619,39 +629,40 @@ class Trainer:
         window_count = 0
         window_start = time.monotonic()
         try:
-            for batch in self._loader():
-                logs = step(batch)
-                self.scheduler_g.step()
-                if self.scheduler_d is not None:
-                    self.scheduler_d.step()
-                self.iteration += 1
-                self._update_ema()
-                for key, value in logs.items():
-                    window[key] = window.get(key, 0.0) + value
-                window_count += 1
-                progress.update(self.iteration, logs)
-                if self.iteration % config.log_every == 0 or self.iteration == config.iters:
-                    elapsed = time.monotonic() - window_start
-                    record = {"iteration": self.iteration, "lr": self.optimizer_g.param_groups[0]["lr"],
-                              "it_per_s": window_count / max(elapsed, 1e-9), "seconds": elapsed,
-                              **{k: v / window_count for k, v in window.items()}}
-                    self._log(record)
-                    window, window_count, window_start = {}, 0, time.monotonic()
-                if self.validation and (self.iteration % config.val_every == 0 or self.iteration == config.iters):
-                    metrics = self.validate()
-                    self._log({"iteration": self.iteration, **metrics})
-                    progress.note(f"val PSNR {metrics['val_psnr']:.3f} dB")
-                    if self.best_psnr is None or metrics["val_psnr"] > self.best_psnr:
-                        self.best_psnr = metrics["val_psnr"]
-                        self.save_best()
-                if self.iteration % config.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if config.time_budget is not None and time.monotonic() - started >= config.time_budget:
-                    stopped_by = "time-budget"
-                    break
-                if self._stop_requested:
-                    stopped_by = "interrupted"
-                    break
+            with self._allocation_policy():
+                for batch in self._loader():
+                    logs = step(batch)
+                    self.scheduler_g.step()
+                    if self.scheduler_d is not None:
+                        self.scheduler_d.step()
+                    self.iteration += 1
+                    self._update_ema()
+                    for key, value in logs.items():
+                        window[key] = window.get(key, 0.0) + value
+                    window_count += 1
+                    progress.update(self.iteration, logs)
+                    if self.iteration % config.log_every == 0 or self.iteration == config.iters:
+                        elapsed = time.monotonic() - window_start
+                        record = {"iteration": self.iteration, "lr": self.optimizer_g.param_groups[0]["lr"],
+                                  "it_per_s": window_count / max(elapsed, 1e-9), "seconds": elapsed,
+                                  **{k: v / window_count for k, v in window.items()}}
+                        self._log(record)
+                        window, window_count, window_start = {}, 0, time.monotonic()
+                    if self.validation and (self.iteration % config.val_every == 0 or self.iteration == config.iters):
+                        metrics = self.validate()
+                        self._log({"iteration": self.iteration, **metrics})
+                        progress.note(f"val PSNR {metrics['val_psnr']:.3f} dB")
+                        if self.best_psnr is None or metrics["val_psnr"] > self.best_psnr:
+                            self.best_psnr = metrics["val_psnr"]
+                            self.save_best()
+                    if self.iteration % config.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if config.time_budget is not None and time.monotonic() - started >= config.time_budget:
+                        stopped_by = "time-budget"
+                        break
+                    if self._stop_requested:
+                        stopped_by = "interrupted"
+                        break
         except KeyboardInterrupt:
             stopped_by = "interrupted"
         finally:
