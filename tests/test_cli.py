@@ -273,6 +273,10 @@ def test_train_export_plot_cli(image_folder: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "3 iterations, 9 in all" in result.output
     assert json.loads((output.parent / "manifest.json").read_text())["models"][0]["recipe"]["notes"] == "from mine"
     assert run("plot", str(run_dir)).exit_code == 0 and Image.open(run_dir / "curves.png").size[0] > 100
+    result = CliRunner().invoke(main, ["export", str(run_dir), "-o", str(tmp_path / "bn.safetensors"),
+                                       "--recalibrate-bn", "2"])
+    assert result.exit_code != 0 and "has no BatchNorm layers" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "bn.safetensors").exists()
     result = CliRunner().invoke(main, ["train", "edsr", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
     assert result.exit_code != 0 and "no such folder" in result.output and "Traceback" not in result.output
 

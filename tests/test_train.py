@@ -585,3 +585,48 @@ def test_hr_rescale_adds_smaller_copies_and_reaches_the_recipe(image_folder: Pat
     bad = CliRunner().invoke(main, ["train", "edsr", "--data", str(image_folder), "--out", str(tmp_path / "bad"),
                                     "--hr-rescale", "1,1.5"])
     assert bad.exit_code != 0 and "in (0, 1]" in bad.output and "Traceback" not in bad.output
+
+
+def test_recalibrate_batchnorm_sets_the_exact_average_and_touches_nothing_else() -> None:
+    from srcli.train.batchnorm import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    model = torch.nn.Sequential(conv, torch.nn.BatchNorm2d(4, momentum=0.1), torch.nn.Dropout(0.5))
+    model.train()
+    batches = [torch.rand(2, 3, 6, 6) * (index + 1) for index in range(3)]
+    with torch.no_grad():
+        features = [conv(batch) for batch in batches]
+    expected_mean = torch.stack([f.mean(dim=(0, 2, 3)) for f in features]).mean(0)
+    expected_var = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in features]).mean(0)
+    weights_before = conv.weight.detach().clone()
+    assert recalibrate_batchnorm(model, iter(batches)) == 3
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, expected_mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, expected_var, atol=1e-5)
+    assert bn.momentum == 0.1 and model.training and bn.training, "momentum and mode are restored"
+    assert torch.equal(conv.weight, weights_before)
+    with pytest.raises(ValueError, match="no batches"):
+        recalibrate_batchnorm(model, [])
+    assert torch.allclose(bn.running_mean, expected_mean, atol=1e-5), "a refused call leaves the statistics"
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        recalibrate_batchnorm(torch.nn.Sequential(conv), batches)
+
+
+def test_export_recalibrates_batchnorm_reproducibly_and_records_it(image_folder: Path, tmp_path: Path) -> None:
+    train(tiny_config("srresnet", image_folder, tmp_path / "run", iters=2), progress=False, echo=lambda text: None)
+    plain = export_run(tmp_path / "run", tmp_path / "a" / "srresnet_x2.safetensors")
+    entry = export_run(tmp_path / "run", tmp_path / "b" / "srresnet_x2.safetensors", recalibrate_bn=3)
+    again = export_run(tmp_path / "run", tmp_path / "c" / "srresnet_x2.safetensors", recalibrate_bn=3)
+    assert entry["recipe"]["batchnorm_recalibration"]["batches"] == 3
+    assert "batchnorm_recalibration" not in plain["recipe"]
+    before, _ = read_state_dict(tmp_path / "a" / "srresnet_x2.safetensors")
+    after, _ = read_state_dict(tmp_path / "b" / "srresnet_x2.safetensors")
+    repeated, _ = read_state_dict(tmp_path / "c" / "srresnet_x2.safetensors")
+    assert all(torch.equal(after[key], repeated[key]) for key in after), "the same batches every time"
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.endswith(("running_mean", "running_var", "num_batches_tracked")) for key in changed)
+    train(tiny_config("edsr", image_folder, tmp_path / "edsr", iters=1), progress=False, echo=lambda text: None)
+    with pytest.raises(TrainError, match="no BatchNorm"):
+        export_run(tmp_path / "edsr", tmp_path / "d" / "edsr_x2.safetensors", recalibrate_bn=2)
+    assert not (tmp_path / "d" / "edsr_x2.safetensors").exists()

@@ -139,17 +139,21 @@ def _jpeg_quality(text: str | None) -> int | str | None:
               help="Ship this earlier export of the run (made with --no-manifest) instead of its last checkpoint.")
 @click.option("-x", "--scale", type=click.IntRange(2, 4),
               help="dsgan only: the SR factor of the pairs it is shipped for (default: the one it was trained at).")
+@click.option("--recalibrate-bn", type=click.IntRange(0), default=0, show_default=True, metavar="BATCHES",
+              help="Recompute BatchNorm statistics (srresnet, srgan) over this many batches of the run's training "
+                   "data: the EMA weights otherwise run with the live network's statistics.")
 @click.option("--overwrite", is_flag=True)
 @handle_errors
 def export_command(run_dir: str, output: str, name: str | None, which: str, license_name: str, no_manifest: bool,
-                   notes: str | None, snapshot: str | None, scale: int | None, overwrite: bool) -> None:
+                   notes: str | None, snapshot: str | None, scale: int | None, recalibrate_bn: int,
+                   overwrite: bool) -> None:
     """Write a run's generator with its metadata and add it to weights/manifest.json."""
     from ..train.export import export_run
 
     if Path(output).exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
     entry = export_run(run_dir, output, name=name, which=which, license_name=license_name, manifest=not no_manifest,
-                       notes=notes, scale=scale, snapshot=snapshot)
+                       notes=notes, scale=scale, snapshot=snapshot, recalibrate_bn=recalibrate_bn)
     total = entry["recipe"].get("iterations_total")
     since = f", {total} in all since training began" if total is not None else ""
     click.echo(f"exported {entry['name']} ({entry['architecture']}, x{'/x'.join(map(str, entry['scales']))}, "

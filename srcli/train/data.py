@@ -133,8 +133,9 @@ class IterationBatches(torch.utils.data.Dataset):
     """Map-style dataset whose item ``i`` is the whole training batch of iteration ``i``."""
 
     def __init__(self, *, batch: int, patch: int, seed: int, rank: int = 0, augmentation: bool = True,
-                 length: int = 10**9) -> None:
+                 length: int = 10**9, stream: str = "data") -> None:
         self.batch = batch
+        self.stream = stream  # another stream draws other crops from the same seed (export's BN batches)
         self.patch = patch
         self.seed = seed
         self.rank = rank
@@ -156,7 +157,7 @@ class PairedBatches(IterationBatches):
         self.degrader = degrader
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
-        generator = batch_generator(self.seed, iteration, self.rank)
+        generator = batch_generator(self.seed, iteration, self.rank, self.stream)
         scale = self.scales[int(torch.randint(len(self.scales), (1,), generator=generator))]
         hr = random_crops(self.images, self.batch, self.patch * scale, generator, self.augmentation)
         with torch.no_grad():
@@ -176,7 +177,7 @@ class UnpairedBatches(IterationBatches):
         self.source_align = source_align
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
-        generator = batch_generator(self.seed, iteration, self.rank)
+        generator = batch_generator(self.seed, iteration, self.rank, self.stream)
         hr = random_crops(self.clean, self.batch, self.patch * self.scale, generator, self.augmentation)
         source = random_crops(self.source, self.batch, self.patch, generator, self.augmentation, self.source_align)
         with torch.no_grad():
@@ -193,7 +194,7 @@ class PairedFolderBatches(IterationBatches):
         self.scale = scale
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | int]:
-        generator = batch_generator(self.seed, iteration, self.rank)
+        generator = batch_generator(self.seed, iteration, self.rank, self.stream)
         lrs, hrs = [], []
         for _ in range(self.batch):
             lr_image, hr_image = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=generator))]

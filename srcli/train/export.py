@@ -14,7 +14,8 @@ from ..nets.common import count_parameters
 from ..weights import read_manifest, same_network, same_slot, sha256_of, upsert_entry
 from .config import TrainConfig, resolve_config
 from .lineage import lineage_recipe, read_lineage
-from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config, read_log
+from .batchnorm import batchnorm_layers, recalibrate_batchnorm
+from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config, paired_dataset, read_log
 
 
 def training_seconds(log: list[dict[str, Any]], iterations: int | None = None) -> float:
@@ -145,7 +146,8 @@ def _load_snapshot(path: Path, model: torch.nn.Module) -> tuple[str, int]:
 
 def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = None, which: str = "ema",
                license_name: str = "MIT", manifest: bool = True, notes: str | None = None,
-               scale: int | None = None, snapshot: str | Path | None = None) -> dict[str, Any]:
+               scale: int | None = None, snapshot: str | Path | None = None,
+               recalibrate_bn: int = 0) -> dict[str, Any]:
     """Write the generator of ``run_dir`` to ``output``; add/update its manifest entry beside it.
 
     ``notes`` is free text for the recipe (what the command line cannot say). ``scale`` (dsgan
@@ -153,6 +155,8 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
     so one trained on x2 LR (the source photos' content density) serves x4 LR unchanged.
     ``snapshot``: a file exported earlier from this run (say with ``manifest=False`` while it went
     on), shipped instead of the last checkpoint: the weights that were measured are the ones that ship.
+    ``recalibrate_bn``: recompute BatchNorm statistics over this many fresh batches of the run's
+    training distribution before writing (see :mod:`.batchnorm`); 0 ships them as trained.
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -175,6 +179,8 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
         iteration = int(state["iteration"])
     name = name or Path(output).stem.split("_x")[0]
     run_recipe = recipe(config, iteration, run_dir)
+    if recalibrate_bn:
+        run_recipe["batchnorm_recalibration"] = recalibrate_run_batchnorm(model, config, recalibrate_bn)
     if notes:
         run_recipe["notes"] = notes
     output = save_model(model.eval(), output, extra={"name": name, "recipe": run_recipe, "weights": key,
@@ -197,6 +203,25 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
         entry["metrics"] = kept_timings(entry, current)
         upsert_entry(entry, output.parent, current)
     return entry
+
+
+BATCHNORM_STREAM = "batchnorm"
+
+
+def recalibrate_run_batchnorm(model: torch.nn.Module, config: TrainConfig, batches: int) -> dict[str, Any]:
+    """Recompute ``model``'s BN statistics on ``batches`` batches like the run's; returns what the recipe records.
+
+    The batches come from the run's own data, patch, batch size, HR rescaling and degradation,
+    drawn from a stream of the seed that training never used: no benchmark image is seen.
+    """
+    if batches < 0:
+        raise TrainError(f"--recalibrate-bn must be 0 or more batches, not {batches}")
+    if not batchnorm_layers(model):
+        raise TrainError(f"--recalibrate-bn: {config.family} ({model.architecture}) has no BatchNorm layers")
+    dataset = paired_dataset(config, batch=config.batch, say=lambda text: None, stream=BATCHNORM_STREAM)
+    used = recalibrate_batchnorm(model, (dataset[index]["lr"] for index in range(batches)))
+    return {"batches": used, "batch": config.batch, "lr_patch": config.patch, "seed": config.seed,
+            "stream": BATCHNORM_STREAM, "data": [Path(d).name for d in config.data]}
 
 
 TIMING_KEYS = ("cpu_ms_per_output_mp", "cpu_threads")

@@ -79,6 +79,47 @@ def build_discriminator(config: TrainConfig) -> nn.Module:
     return registry.build_discriminator(config.family, input_size=size)
 
 
+def make_degrader(config: TrainConfig) -> datamod.Degrader:
+    """The LR maker that ``--degradation`` names (bicubic, DSGAN weights or classical)."""
+    spec = config.degradation
+    if spec == "bicubic":
+        return datamod.bicubic_degrader
+    if spec.startswith("dsgan:"):
+        from ..degrade import DSGANDegrader
+
+        return DSGANDegrader(spec.split(":", 1)[1])
+    if spec.startswith("classical:"):
+        from ..degrade import DegradeError, parse_classical
+
+        try:
+            return parse_classical(spec.split(":", 1)[1])
+        except DegradeError as error:
+            raise TrainError(f"--degradation {spec}: {error}") from None
+    raise TrainError(f"unknown --degradation {spec!r}; use bicubic, dsgan:WEIGHTS, "
+                     "classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR")
+
+
+def paired_dataset(config: TrainConfig, *, batch: int, rank: int = 0, say: Callable[[str], None] = print,
+                   stream: str = "data") -> torch.utils.data.Dataset:
+    """The LR/HR training batches of a paired run (``--degradation``: made on the fly or ``paired:`` files).
+
+    A module function, not a trainer method, so that export can draw batches of the run's own
+    distribution (``stream`` keeps them apart from the ones it trained on).
+    """
+    scales = config.scales if config.family == "mdsr" else [config.scale]
+    if config.degradation.startswith("paired:"):
+        pairs = datamod.load_pairs(config.data, config.degradation.split(":", 1)[1], config.scale, config.patch, say)
+        return datamod.PairedFolderBatches(pairs, batch=batch, patch=config.patch, scale=config.scale,
+                                           seed=config.seed, rank=rank, augmentation=config.augment, stream=stream)
+    hr_side = config.patch * max(scales)
+    images = datamod.load_image_cache(config.data, hr_side, say)
+    if config.hr_rescale != [1.0]:
+        images = datamod.rescaled_copies(images, config.hr_rescale, hr_side, say)
+    return datamod.PairedBatches(images, batch=batch, patch=config.patch, scales=scales, seed=config.seed,
+                                 rank=rank, augmentation=config.augment, degrader=make_degrader(config),
+                                 stream=stream)
+
+
 def initialise_from(model: nn.Module, source: CheckpointFile, name: str, skip_tail: bool) -> list[str]:
     """Copy matching tensors from ``source`` (EDSR x3/x4 from x2: everything but the upsampling tail).
 
@@ -249,39 +290,9 @@ class Trainer:
                 clean, source, batch=batch, patch=config.patch, scale=config.scale, seed=config.seed,
                 rank=self.rank, augmentation=config.augment,
                 source_align=int(getattr(_unwrap(self.generator), "position_period", 1)))
-        elif config.degradation.startswith("paired:"):
-            pairs = datamod.load_pairs(config.data, config.degradation.split(":", 1)[1], config.scale,
-                                       config.patch, self._say)
-            self.dataset = datamod.PairedFolderBatches(pairs, batch=batch, patch=config.patch, scale=config.scale,
-                                                       seed=config.seed, rank=self.rank,
-                                                       augmentation=config.augment)
         else:
-            images = datamod.load_image_cache(config.data, hr_side, self._say)
-            if config.hr_rescale != [1.0]:
-                images = datamod.rescaled_copies(images, config.hr_rescale, hr_side, self._say)
-            degrader = self._degrader()
-            self.dataset = datamod.PairedBatches(images, batch=batch, patch=config.patch, scales=scales,
-                                                 seed=config.seed, rank=self.rank, augmentation=config.augment,
-                                                 degrader=degrader)
+            self.dataset = paired_dataset(config, batch=batch, rank=self.rank, say=self._say)
         self.validation = self._load_validation()
-
-    def _degrader(self) -> datamod.Degrader:
-        spec = self.config.degradation
-        if spec == "bicubic":
-            return datamod.bicubic_degrader
-        if spec.startswith("dsgan:"):
-            from ..degrade import DSGANDegrader
-
-            return DSGANDegrader(spec.split(":", 1)[1])
-        if spec.startswith("classical:"):
-            from ..degrade import DegradeError, parse_classical
-
-            try:
-                return parse_classical(spec.split(":", 1)[1])
-            except DegradeError as error:
-                raise TrainError(f"--degradation {spec}: {error}") from None
-        raise TrainError(f"unknown --degradation {spec!r}; use bicubic, dsgan:WEIGHTS, "
-                         "classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR")
 
     def _load_validation(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if not self.config.val or self.rank != 0:
