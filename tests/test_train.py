@@ -379,6 +379,19 @@ def test_init_from_same_scale_keeps_tail(image_folder: Path, tmp_path: Path) -> 
     assert all(torch.equal(own[key], value) for key, value in source.items())
 
 
+def test_mdsr_continuation_keeps_every_scale(image_folder: Path, tmp_path: Path) -> None:
+    """Continuing a shipped MDSR must keep all its upsamplers, not only the first scale's."""
+    config = tiny_config("mdsr", image_folder, tmp_path / "first", iters=2)
+    train(config, progress=False, echo=lambda text: None)
+    export_run(tmp_path / "first", tmp_path / "mdsr.safetensors", manifest=False)
+    config = tiny_config("mdsr", image_folder, tmp_path / "again", iters=1, init=str(tmp_path / "mdsr.safetensors"))
+    trainer = Trainer(config, progress=False, echo=lambda text: None)
+    source = load_model(tmp_path / "mdsr.safetensors").state_dict()
+    own = trainer.generator.state_dict()
+    assert any(key.startswith("upsample.2") for key in source)
+    assert all(torch.equal(own[key], value) for key, value in source.items())
+
+
 def test_export_keeps_timings_of_the_same_network(image_folder: Path, tmp_path: Path) -> None:
     """A re-export clears quality metrics (new weights) but keeps speed (same architecture)."""
     config = tiny_config("edsr", image_folder, tmp_path / "run", iters=2)
