@@ -45,11 +45,15 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from srcli.datasets import read_rgb  # noqa: E402
-from srcli.degrade import ClassicalDegradation, DSGANDegrader, bicubic_lr, parse_classical  # noqa: E402
-from srcli.imresize import crop_to_multiple  # noqa: E402
-from srcli.imresize import imresize, quantize  # noqa: E402
-from srcli.metrics import psnr, rgb_to_y  # noqa: E402
+from srcli.degradation.classical import ClassicalDegradation, bicubic_lr, parse_classical  # noqa: E402
+from srcli.degradation.dsgan import DSGANDegrader  # noqa: E402
+from srcli.evaluation.datasets import read_rgb  # noqa: E402
+from srcli.evaluation.metrics import psnr, rgb_to_y  # noqa: E402
+from srcli.imresize import (  # noqa: E402
+    crop_to_multiple,  # noqa: E402
+    imresize,
+    quantize,
+)
 from srcli.nets.dsgan import high_pass  # noqa: E402
 from srcli.train.data import list_images  # noqa: E402
 

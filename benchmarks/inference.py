@@ -35,11 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from srcli import registry  # noqa: E402
-from srcli.checkpoint import load_model, save_model  # noqa: E402
-from srcli import device as srcli_device  # noqa: E402
-from srcli.device import pick_device  # noqa: E402
-from srcli.receptive_field import calibration_images  # noqa: E402
-from srcli.upscaler import PRECISIONS, Upscaler  # noqa: E402
+from srcli.checkpoints.io import load_model, save_model  # noqa: E402
+from srcli.inference import device as srcli_device  # noqa: E402
+from srcli.inference.device import pick_device  # noqa: E402
+from srcli.inference.receptive_field import calibration_images  # noqa: E402
+from srcli.inference.upscaler import PRECISIONS, Upscaler  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -163,8 +163,8 @@ def set5_report(weights: str | None, set5: Path, device: torch.device) -> None:
     if not set5.is_dir():
         print(f"Set5 bf16 vs fp32: skipped ({set5} not found; pass --set5 DIR)")
         return
-    from srcli.datasets import load_benchmark_pairs
-    from srcli.metrics import psnr
+    from srcli.evaluation.datasets import load_benchmark_pairs
+    from srcli.evaluation.metrics import psnr
 
     model = load_model(weights)
     scores: dict[str, float] = {}
@@ -186,9 +186,9 @@ RUN_AND_MEASURE = textwrap.dedent("""
 
 UPSCALER_ONLY = textwrap.dedent("""
     import sys, torch
-    from srcli.checkpoint import load_model
-    from srcli.imageio import read_image
-    from srcli.upscaler import Upscaler
+    from srcli.checkpoints.io import load_model
+    from srcli.images.io import read_image
+    from srcli.inference.upscaler import Upscaler
     image = read_image(sys.argv[2]).rgb
     Upscaler(load_model(sys.argv[1]), device=sys.argv[3], tile="auto").upscale(image)
 """)

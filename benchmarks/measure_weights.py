@@ -18,10 +18,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from srcli.evaluate import InferenceOptions, ModelSpec, evaluate  # noqa: E402
-from srcli.upscaler import Upscaler  # noqa: E402
-from srcli.weights import find_entry, read_manifest, upsert_entry, weights_dir  # noqa: E402
-from srcli.resolve import resolve_model  # noqa: E402
+from srcli.checkpoints.resolve import resolve_model  # noqa: E402
+from srcli.checkpoints.shipped import find_entry, read_manifest, upsert_entry, weights_dir  # noqa: E402
+from srcli.evaluation.evaluate import InferenceOptions, ModelSpec, evaluate  # noqa: E402
+from srcli.inference.upscaler import Upscaler  # noqa: E402
 
 
 def ms_per_megapixel(name: str, scale: int, size: int = 256, repeats: int = 2) -> float:

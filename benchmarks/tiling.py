@@ -18,12 +18,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from srcli.imageio import read_image  # noqa: E402
+from srcli.checkpoints.resolve import resolve_model  # noqa: E402
+from srcli.checkpoints.shipped import read_manifest  # noqa: E402
+from srcli.images.io import read_image  # noqa: E402
 from srcli.imresize import bicubic_downscale, crop_to_multiple  # noqa: E402
-from srcli.resolve import resolve_model  # noqa: E402
+from srcli.inference.upscaler import Upscaler  # noqa: E402
 from srcli.train.data import list_images  # noqa: E402
-from srcli.upscaler import Upscaler  # noqa: E402
-from srcli.weights import read_manifest  # noqa: E402
 
 
 def low_resolution_images(data_root: Path, datasets: list[str], scale: int) -> list[tuple[str, torch.Tensor]]:

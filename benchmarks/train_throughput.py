@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from srcli.device import autocast_context, pick_device, resolve_amp  # noqa: E402
+from srcli.inference.device import autocast_context, pick_device, resolve_amp  # noqa: E402
 from srcli.nets.edsr import edsr_baseline  # noqa: E402
 from srcli.train.config import resolve_config  # noqa: E402
 from srcli.train.trainer import Trainer  # noqa: E402

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from ..version import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -13,8 +13,8 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import eval as eval_command
     from . import degrade, models, train, upscale
+    from . import eval as eval_command
 
     for module in (models, upscale, eval_command, train, degrade):
         for command in module.COMMANDS:

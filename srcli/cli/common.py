@@ -14,17 +14,17 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is meant for the user (shown as one line, no traceback)."""
-    from ..checkpoint import CheckpointError
-    from ..device import DeviceError
-    from ..imageio import ImageReadError
-    from ..interpolate import InterpolationError
-    from ..metrics import MetricError
-    from ..resolve import ModelChoiceError
+    from ..checkpoints.interpolate import InterpolationError
+    from ..checkpoints.io import CheckpointError
+    from ..checkpoints.resolve import ModelChoiceError
+    from ..checkpoints.shipped import WeightsError
+    from ..errors import DataError
+    from ..evaluation.metrics import MetricError
+    from ..images.io import ImageReadError
+    from ..inference.device import DeviceError
     from ..train.config import ConfigError
-    from ..train.data import DataError
     from ..train.losses import MissingVGGWeights
     from ..train.trainer import TrainError
-    from ..weights import WeightsError
 
     return (CheckpointError, DeviceError, ImageReadError, InterpolationError, MetricError, ModelChoiceError,
             ConfigError, DataError, MissingVGGWeights, TrainError, WeightsError, FileExistsError)
@@ -69,7 +69,7 @@ def console(stderr: bool = True, quiet: bool = False) -> Any:
 
 def collect_jobs(inputs: tuple[str, ...], recursive: bool, overwrite: bool, skip_existing: bool) -> list[Any]:
     """Expand INPUT arguments into jobs; contradictions and empty inputs are usage errors (exit 2)."""
-    from ..batch import InputError, expand_inputs
+    from ..images.batch import InputError, expand_inputs
 
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing contradict each other")

@@ -31,8 +31,8 @@ def degrade_command(inputs: tuple[str, ...], output: str, model: str, scale: int
                     noise: float, jpeg: int | None, seed: int, suffix: str, ext: str, recursive: bool,
                     overwrite: bool, skip_existing: bool, device: str, quiet: bool, as_json: bool) -> None:
     """Downscale HR images into LR images with a real-world-like (DSGAN) or synthetic degradation."""
-    from ..batch import OutputOptions
-    from ..degrade_job import run_degrade
+    from ..images.batch import OutputOptions
+    from ..images.degrade_job import run_degrade
 
     if model != "classical" and (blur or noise or jpeg):
         raise click.UsageError("--blur/--noise/--jpeg belong to --model classical")

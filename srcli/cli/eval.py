@@ -10,7 +10,7 @@ from ..defaults import DEFAULT_MODEL
 from .common import console, handle_errors
 
 if TYPE_CHECKING:
-    from ..evaluate import ModelSpec, Result
+    from ..evaluation.evaluate import ModelSpec, Result
 
 PRECISION_CHOICES = ("fp32", "auto", "fp16", "bf16")
 
@@ -30,7 +30,7 @@ def parse_tile(value: str) -> str | int | None:
 
 def model_specs(models: Sequence[str], weights: Sequence[str]) -> list[ModelSpec]:
     """``--model`` names, then ``--weights [LABEL=]FILE`` entries (labelled by file stem by default)."""
-    from ..evaluate import ModelSpec
+    from ..evaluation.evaluate import ModelSpec
 
     specs = [ModelSpec(name) for name in models]
     for entry in weights:
@@ -117,7 +117,7 @@ def _run_with_progress(quiet: bool, **kwargs: Any) -> list[Result]:
     """``evaluate`` under a rich progress bar on stderr (hidden with --quiet or off a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..evaluate import evaluate
+    from ..evaluation.evaluate import evaluate
 
     err = console(stderr=True, quiet=quiet)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -165,7 +165,7 @@ def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tu
 
     Example: srcli eval Set5 Set14 --model bicubic --model edsr -x 2 -x 4
     """
-    from ..evaluate import InferenceOptions, results_csv, results_json, results_markdown, write_report
+    from ..evaluation.evaluate import InferenceOptions, results_csv, results_json, results_markdown, write_report
 
     if not models and not weights:  # `srcli eval Set5`: the default model beside its baseline, like upscale
         models = ("bicubic", DEFAULT_MODEL)

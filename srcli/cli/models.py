@@ -15,7 +15,7 @@ def models_command(as_json: bool) -> None:
     """List registered architectures and shipped weights."""
     import json
 
-    from ..catalog import architecture_rows, shipped_rows
+    from ..checkpoints.catalog import architecture_rows, shipped_rows
 
     archs, shipped = architecture_rows(), shipped_rows()
     if as_json:
@@ -51,8 +51,8 @@ def models_command(as_json: bool) -> None:
 def interpolate_command(alpha: float, weights_a: str | None, weights_b: str | None, output: str | None,
                         overwrite: bool) -> None:
     """Blend two networks: theta = (1-alpha)*theta_A + alpha*theta_B (ESRGAN network interpolation)."""
-    from ..interpolate import check_alpha
-    from ..interpolation_files import interpolate_files
+    from ..checkpoints.interpolate import check_alpha
+    from ..checkpoints.interpolation_files import interpolate_files
 
     check_alpha(alpha)
     target = Path(output or f"esrgan_interp_a{alpha:g}.safetensors")

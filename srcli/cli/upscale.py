@@ -78,8 +78,8 @@ def upscale_command(inputs: tuple[str, ...], model: str | None, scale: int | Non
                     recursive: bool, overwrite: bool, skip_existing: bool, max_pixels: int, quality: int,
                     quiet: bool, as_json: bool) -> None:
     """Upscale images (files, folders or globs) with a super-resolution network."""
-    from ..batch import OutputOptions
-    from ..upscale_job import run_upscale
+    from ..images.batch import OutputOptions
+    from ..images.upscale_job import run_upscale
 
     if outscale is not None and outscale <= 0:
         raise click.BadParameter("--outscale must be positive", param_hint="--outscale")
@@ -112,7 +112,7 @@ def compare_command(image: str, models: tuple[str, ...], scale: int, crop: str |
     """Crop of an HR image as bicubic vs each model, side by side, with PSNR (Y)."""
     from pathlib import Path
 
-    from ..compare import draw_panels, make_panels
+    from ..evaluation.compare import draw_panels, make_panels
 
     if Path(output).exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")

@@ -13,16 +13,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from ..geometry import transform as augment
-from ..imageio import read_image
+from ..errors import DataError
+from ..images.io import IMAGE_SUFFIXES, read_image
 from ..imresize import imresize, quantize
+from ..inference.geometry import transform as augment
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 log = logging.getLogger("srcli.train")
-
-
-class DataError(ValueError):
-    pass
 
 
 def list_images(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:

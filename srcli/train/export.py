@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import read_state_dict, save_model
+from ..checkpoints.io import read_state_dict, save_model
+from ..checkpoints.shipped import read_manifest, same_network, same_slot, sha256_of, upsert_entry
 from ..nets.common import count_parameters
-from ..weights import read_manifest, same_network, same_slot, sha256_of, upsert_entry
+from .batchnorm import batchnorm_layers, recalibrate_batchnorm
 from .config import TrainConfig, resolve_config
 from .lineage import lineage_recipe, read_lineage
-from .batchnorm import batchnorm_layers, recalibrate_batchnorm
 from .trainer import CHECKPOINT_NAME, TrainError, build_generator, load_run_config, paired_dataset, read_log
 
 

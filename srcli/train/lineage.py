@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointFile
+from ..checkpoints.io import CheckpointFile
+from ..checkpoints.shipped import WeightsError, read_manifest, weights_dir
 from ..files import atomic_write
-from ..weights import WeightsError, read_manifest, weights_dir
 
 LINEAGE_FILE = "lineage.json"
 

@@ -19,11 +19,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .. import registry
-from ..checkpoint import CheckpointFile, model_from_state_dict, read_checkpoint_file
-from ..device import (autocast_context, keep_output_layer_fp32, large_allocations_on_heap, pick_device,
-                      resolve_amp)
+from ..checkpoints import registry
+from ..checkpoints.io import CheckpointFile, model_from_state_dict, read_checkpoint_file
 from ..files import atomic_write
+from ..inference.device import (
+    autocast_context,
+    keep_output_layer_fp32,
+    large_allocations_on_heap,
+    pick_device,
+    resolve_amp,
+)
 from ..nets.dsgan import colour_loss, high_pass, low_pass
 from ..nets.mdsr import MDSR
 from . import data as datamod
@@ -85,11 +90,11 @@ def make_degrader(config: TrainConfig) -> datamod.Degrader:
     if spec == "bicubic":
         return datamod.bicubic_degrader
     if spec.startswith("dsgan:"):
-        from ..degrade import DSGANDegrader
+        from ..degradation.dsgan import DSGANDegrader
 
         return DSGANDegrader(spec.split(":", 1)[1])
     if spec.startswith("classical:"):
-        from ..degrade import DegradeError, parse_classical
+        from ..degradation.classical import DegradeError, parse_classical
 
         try:
             return parse_classical(spec.split(":", 1)[1])
@@ -297,7 +302,7 @@ class Trainer:
     def _load_validation(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if not self.config.val or self.rank != 0:
             return []
-        from ..datasets import load_benchmark_pairs
+        from ..evaluation.datasets import load_benchmark_pairs
 
         scale = self.config.scales[0] if self.config.family == "mdsr" else self.config.scale
         if self.config.family == "dsgan":
@@ -485,7 +490,7 @@ class Trainer:
     # -- validation -----------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from ..metrics import psnr, ssim
+        from ..evaluation.metrics import psnr, ssim
 
         model = self.eval_model()
         was_training = model.training
@@ -575,7 +580,7 @@ class Trainer:
         self.best_psnr = None if math.isnan(best) else best
 
     def save_best(self) -> None:
-        from ..checkpoint import save_model
+        from ..checkpoints.io import save_model
 
         save_model(self.eval_model(), self.run_dir / "best.safetensors",
                    extra={"iteration": self.iteration, "val_psnr": self.best_psnr})
@@ -706,8 +711,14 @@ class _Progress:
         self.extra = ""
         if not enabled:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))

@@ -1,0 +1,1 @@
+"""Weights: the architecture registry, reading/writing files (srcli and foreign layouts), shipped weights and their manifest, resolving what the user typed into a network, network interpolation, the `models` catalogue."""

@@ -1,0 +1,65 @@
+"""The ``degrade`` job: HR files -> LR files with the same safety rules as ``upscale``."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Callable
+
+import torch
+
+from ..degradation.classical import ClassicalDegradation, bicubic_lr, crop_for_scale
+from ..degradation.dsgan import load_dsgan
+from ..inference.device import pick_device
+from ..inference.upscaler import Upscaler
+from .batch import Job, OutputOptions, Record, Summary, report_failures, run_jobs, summarise
+
+
+def make_degrader(method: str, scale: int, weights: str | None, blur: float, noise: float, jpeg: int | None,
+                  seed: int, device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """(function HR (C,H,W) -> LR, name used in output files)."""
+    if method == "bicubic":
+        return (lambda hr: bicubic_lr(crop_for_scale(hr, scale), scale)), "bicubic"
+    if method == "classical":
+        degradation = ClassicalDegradation(blur=blur, noise=noise, jpeg=jpeg, seed=seed)
+        return (lambda hr: degradation(crop_for_scale(hr, scale), scale)), "classical"
+    if weights:
+        generator = load_dsgan(weights)
+    else:
+        from ..checkpoints.shipped import load_shipped
+
+        generator, _ = load_shipped("dsgan")
+    # Large images are tiled exactly like upscaling (DSGAN is a scale-1 network).
+    upscaler = Upscaler(generator, scale=1, device=pick_device(device), precision="fp32", tile="auto")
+    rng_devices = [upscaler.device.index or 0] if upscaler.device.type == "cuda" else []
+
+    def dsgan(hr: torch.Tensor) -> torch.Tensor:
+        from ..imresize import imresize, quantize
+
+        lr = imresize(crop_for_scale(hr, scale), 1.0 / scale).clamp(0, 1)
+        # A noise-input DSGAN: the same file and --seed give the same LR; the seeded RNG state is
+        # confined to this call, so nothing else in the process inherits it.
+        with torch.random.fork_rng(devices=rng_devices):
+            torch.manual_seed(seed)
+            return quantize(upscaler.upscale(lr))
+
+    return dsgan, "dsgan"
+
+
+def run_degrade(jobs: list[Job], options: OutputOptions, *, method: str, scale: int, weights: str | None,
+                blur: float, noise: float, jpeg: int | None, seed: int, device: str, quiet: bool = False,
+                as_json: bool = False, echo: Callable[[str], None] = print) -> Summary:
+    degrade, name = make_degrader(method, scale, weights, blur, noise, jpeg, seed, device)
+
+    def done(record: Record) -> None:
+        if as_json:
+            echo(json.dumps(record.to_dict()))
+
+    started = time.monotonic()
+    records = run_jobs(jobs, degrade, name, 1.0 / scale, options, on_done=done)
+    summary = summarise(records, time.monotonic() - started)
+    report_failures(records)
+    if not quiet:
+        print(f"{summary.succeeded} degraded, {summary.skipped} skipped, {summary.failed} failed "
+              f"({name} x{scale}) in {summary.seconds:.1f} s", file=sys.stderr)
+    return summary
