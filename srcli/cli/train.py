@@ -50,7 +50,12 @@ def _number_list(text: str | None, convert: type[int] | type[float], flag: str) 
 @click.option("--perceptual-weight", type=float, help="Weight of the perceptual loss.")
 @click.option("--gan-weight", type=float, help="Weight of the adversarial loss (ESRGAN 5e-3, SRGAN 1e-3).")
 @click.option("--gan-type", type=click.Choice(["ragan", "standard"]))
-@click.option("--degradation", help="LR maker: bicubic, dsgan:WEIGHTS, classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR.")
+@click.option("--degradation", help="LR maker: bicubic, realworld (randomized blur/resize/noise/JPEG, two orders, "
+                                    "for photos), dsgan:WEIGHTS, classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR.")
+@click.option("--realworld", "realworld_settings", multiple=True, metavar="NAME=VALUE",
+              help="--degradation realworld: change one setting, e.g. second_order_prob=0.3 or "
+                   "first.noise_sigma=1:20 (ranges LOW:HIGH); repeatable or comma-separated. "
+                   "TOML: a [realworld] table. See docs/degradation.md for every setting.")
 @click.option("--lowpass", type=click.Choice(["box", "gaussian"]),
               help="dsgan / --freq-sep: low-pass filter (5x5 box as in DSGAN, or Gaussian sigma 1: no negative "
                    "side lobes, so the GAN's high-pass does not favour mid frequencies).")
@@ -82,7 +87,8 @@ def _number_list(text: str | None, convert: type[int] | type[float], flag: str) 
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def train_command(family: str, config_file: str | None, resume: str | None, quiet: bool, scales: str | None,
-                  milestones: str | None, hr_rescale: str | None, data: tuple[str, ...], source: tuple[str, ...], **options: Any) -> None:
+                  milestones: str | None, hr_rescale: str | None, data: tuple[str, ...], source: tuple[str, ...],
+                  realworld_settings: tuple[str, ...], **options: Any) -> None:
     """Train a network family (paper defaults; every option can be overridden)."""
     from ..train.config import load_toml, resolve_config
     from ..train.trainer import load_run_config, train
@@ -94,6 +100,7 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     overrides["data"] = list(data) or None
     overrides["source"] = list(source) or None
     overrides["jpeg_quality"] = _jpeg_quality(overrides.get("jpeg_quality"))
+    overrides["realworld"] = _realworld(realworld_settings)
     lowpass = overrides.pop("lowpass", None)
     overrides["lowpass_gaussian"] = None if lowpass is None else lowpass == "gaussian"
     if resume:
@@ -116,6 +123,20 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     best = f", best val PSNR {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
     click.echo(f"{result.stopped_by} at iteration {result.iteration} after {result.seconds:.0f} s{best}; "
                f"checkpoint in {Path(result.run_dir) / 'checkpoints'}")
+
+
+def _realworld(items: tuple[str, ...]) -> dict[str, str] | None:
+    from ..degradation.realworld import DegradationSettingsError, parse_settings_text
+
+    if not items:
+        return None
+    values: dict[str, str] = {}
+    try:
+        for item in items:
+            values.update(parse_settings_text(item))
+    except DegradationSettingsError as error:
+        raise click.BadParameter(str(error), param_hint="--realworld") from None
+    return values
 
 
 def _jpeg_quality(text: str | None) -> int | str | None:

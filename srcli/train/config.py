@@ -54,7 +54,8 @@ class TrainConfig:
     val_every: int = 1000
     checkpoint_every: int = 500
     log_every: int = 50
-    degradation: str = "bicubic"  # bicubic | dsgan:PATH | classical:noise=S,jpeg=Q,blur=S | paired:LR_DIR
+    degradation: str = "bicubic"  # bicubic | realworld | dsgan:PATH | classical:noise=S,jpeg=Q,blur=S | paired:LR_DIR
+    realworld: dict[str, Any] = field(default_factory=dict)  # --degradation realworld: settings that differ from its defaults
     freq_sep: bool = False
     highpass_pixel_weight: float = 0.0  # --freq-sep: pixel loss on the high-pass too, relative to the low-pass one
     # DSGAN
@@ -140,6 +141,8 @@ def resolve_config(family: str, file_values: dict[str, Any] | None = None,
     values: dict[str, Any] = {"family": family, "out": f"runs/{family}"}
     values.update(FAMILY_DEFAULTS[family])
     layered = {**(file_values or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    if (file_values or {}).get("realworld") and (overrides or {}).get("realworld"):  # a setting at a time
+        layered["realworld"] = {**file_values["realworld"], **overrides["realworld"]}  # type: ignore[index]
     if family == "esrgan" and layered.get("stage", values["stage"]) == "gan":
         values.update(ESRGAN_GAN_STAGE)
     if family in ("srgan", "dsgan") and layered.get("stage", "gan") != "gan":
@@ -184,6 +187,15 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError("--hr-rescale factors must be in (0, 1], e.g. 1,0.8,0.6")
     if config.hr_rescale != [1.0] and (config.family == "dsgan" or config.degradation.startswith("paired:")):
         raise ConfigError("--hr-rescale needs LR made on the fly (not dsgan or --degradation paired:)")
+    if config.realworld:
+        if config.degradation != "realworld":
+            raise ConfigError("--realworld settings need --degradation realworld")
+        from ..degradation.realworld import DegradationSettingsError, settings_from
+
+        try:
+            settings_from(config.realworld)
+        except DegradationSettingsError as error:
+            raise ConfigError(str(error)) from None
     if config.family == "mdsr":
         if not set(config.scales) <= {2, 3, 4}:
             raise ConfigError("MDSR scales must be among 2, 3, 4")

@@ -70,6 +70,8 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         flags.append(f"--init {config.init}")
     if config.degradation != "bicubic":
         flags.append(f"--degradation {config.degradation}")
+    for key, value in sorted(config.realworld.items()):
+        flags.append(f"--realworld {key}={_setting_text(value)}")
     if config.hr_rescale != [1.0]:
         flags.append(f"--hr-rescale {','.join(f'{factor:g}' for factor in config.hr_rescale)}")
     if config.freq_sep:
@@ -107,6 +109,7 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         "freq_sep": config.freq_sep,
         "highpass_pixel_weight": config.highpass_pixel_weight,
         "degradation": config.degradation,
+        **({"degradation_settings": _realworld_settings(config.realworld)} if config.degradation == "realworld" else {}),
         "hr_rescale": config.hr_rescale,
         "amp": config.amp,
         "train_hours_estimate": round(hours, 3),
@@ -114,6 +117,19 @@ def recipe(config: TrainConfig, iteration: int, run_dir: Path) -> dict[str, Any]
         "data": [Path(d).name for d in config.data],
         **(lineage_recipe(lineage, iteration, hours) if lineage else {}),
     }
+
+
+def _setting_text(value: Any) -> str:
+    return ":".join(f"{item:g}" for item in value) if isinstance(value, (list, tuple)) else f"{value:g}" \
+        if isinstance(value, (int, float)) else str(value)
+
+
+def _realworld_settings(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Every range and probability the run's realworld pipeline used (defaults included), so the
+    recipe survives a later change of the defaults."""
+    from ..degradation.realworld import settings_from
+
+    return settings_from(overrides).to_dict()
 
 
 def _load_best(run_dir: Path, model: torch.nn.Module) -> int:

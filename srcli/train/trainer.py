@@ -89,6 +89,10 @@ def make_degrader(config: TrainConfig) -> datamod.Degrader:
     spec = config.degradation
     if spec == "bicubic":
         return datamod.bicubic_degrader
+    if spec == "realworld":
+        from ..degradation.realworld import RealWorldDegradation, settings_from
+
+        return RealWorldDegradation(settings_from(config.realworld))
     if spec.startswith("dsgan:"):
         from ..degradation.dsgan import DSGANDegrader
 
@@ -100,7 +104,7 @@ def make_degrader(config: TrainConfig) -> datamod.Degrader:
             return parse_classical(spec.split(":", 1)[1])
         except DegradeError as error:
             raise TrainError(f"--degradation {spec}: {error}") from None
-    raise TrainError(f"unknown --degradation {spec!r}; use bicubic, dsgan:WEIGHTS, "
+    raise TrainError(f"unknown --degradation {spec!r}; use bicubic, realworld, dsgan:WEIGHTS, "
                      "classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR")
 
 
