@@ -13,10 +13,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import degrade, models, train, upscale
+    from . import compare, degrade, models, train, upscale
     from . import eval as eval_command
 
-    for module in (models, upscale, eval_command, train, degrade):
+    for module in (models, upscale, compare, eval_command, train, degrade):
         for command in module.COMMANDS:
             main.add_command(command)
 
