@@ -8,6 +8,7 @@ import click
 
 from ..train.config import FAMILIES
 from .common import handle_errors
+from .realworld_options import parse_realworld, realworld_option
 
 
 def _number_list(text: str | None, convert: type[int] | type[float], flag: str) -> list[Any] | None:
@@ -52,10 +53,7 @@ def _number_list(text: str | None, convert: type[int] | type[float], flag: str) 
 @click.option("--gan-type", type=click.Choice(["ragan", "standard"]))
 @click.option("--degradation", help="LR maker: bicubic, realworld (randomized blur/resize/noise/JPEG, two orders, "
                                     "for photos), dsgan:WEIGHTS, classical:noise=S,jpeg=Q,blur=S or paired:LR_DIR.")
-@click.option("--realworld", "realworld_settings", multiple=True, metavar="NAME=VALUE",
-              help="--degradation realworld: change one setting, e.g. second_order_prob=0.3 or "
-                   "first.noise_sigma=1:20 (ranges LOW:HIGH); repeatable or comma-separated. "
-                   "TOML: a [realworld] table. See docs/degradation.md for every setting.")
+@realworld_option
 @click.option("--lowpass", type=click.Choice(["box", "gaussian"]),
               help="dsgan / --freq-sep: low-pass filter (5x5 box as in DSGAN, or Gaussian sigma 1: no negative "
                    "side lobes, so the GAN's high-pass does not favour mid frequencies).")
@@ -100,7 +98,7 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     overrides["data"] = list(data) or None
     overrides["source"] = list(source) or None
     overrides["jpeg_quality"] = _jpeg_quality(overrides.get("jpeg_quality"))
-    overrides["realworld"] = _realworld(realworld_settings)
+    overrides["realworld"] = parse_realworld(realworld_settings)
     lowpass = overrides.pop("lowpass", None)
     overrides["lowpass_gaussian"] = None if lowpass is None else lowpass == "gaussian"
     if resume:
@@ -123,20 +121,6 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     best = f", best val PSNR {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
     click.echo(f"{result.stopped_by} at iteration {result.iteration} after {result.seconds:.0f} s{best}; "
                f"checkpoint in {Path(result.run_dir) / 'checkpoints'}")
-
-
-def _realworld(items: tuple[str, ...]) -> dict[str, str] | None:
-    from ..degradation.realworld import DegradationSettingsError, parse_settings_text
-
-    if not items:
-        return None
-    values: dict[str, str] = {}
-    try:
-        for item in items:
-            values.update(parse_settings_text(item))
-    except DegradationSettingsError as error:
-        raise click.BadParameter(str(error), param_hint="--realworld") from None
-    return values
 
 
 def _jpeg_quality(text: str | None) -> int | str | None:

@@ -20,7 +20,7 @@ import dataclasses
 import io
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -28,6 +28,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 Range = tuple[float, float]
+Note = Callable[[str, dict[str, Any]], None]  # (stage, drawn parameters): what a trace records
+
+
+def _silent(stage: str, values: dict[str, Any]) -> None:
+    pass
 
 KERNEL_SHAPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc")
 RESIZE_MODES = ("area", "bilinear", "bicubic")
@@ -260,12 +265,14 @@ def sinc_kernel(size: int, cutoff: float) -> torch.Tensor:
     return (kernel / kernel.sum()).float()
 
 
-def draw_blur_kernel(generator: torch.Generator, order: OrderSettings) -> torch.Tensor:
+def draw_blur_kernel(generator: torch.Generator, order: OrderSettings, note: Note = _silent) -> torch.Tensor:
     size = _odd_size(generator, order.kernel_size)
     shape = KERNEL_SHAPES[_choice(generator, order.kernel_probs)]
     if shape == "sinc":
         low = math.pi / 3 if size < 13 else math.pi / 5
-        return sinc_kernel(size, _uniform(generator, (low, math.pi)))
+        cutoff = _uniform(generator, (low, math.pi))
+        note("blur", {"shape": shape, "kernel_size": size, "cutoff": cutoff})
+        return sinc_kernel(size, cutoff)
     sigma_x = _uniform(generator, order.blur_sigma)
     if shape.endswith("iso") and not shape.endswith("aniso"):
         sigma_y, angle = sigma_x, 0.0
@@ -277,6 +284,8 @@ def draw_blur_kernel(generator: torch.Generator, order: OrderSettings) -> torch.
         family, beta = "generalized", _uniform(generator, order.generalized_beta)
     elif shape.startswith("plateau"):
         family, beta = "plateau", _uniform(generator, order.plateau_beta)
+    note("blur", {"shape": shape, "kernel_size": size, "sigma_x": sigma_x, "sigma_y": sigma_y, "angle": angle,
+                  "beta": beta})
     return anisotropic_kernel(size, sigma_x, sigma_y, angle, family, beta)
 
 
@@ -301,7 +310,8 @@ def _resize(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tens
     return F.interpolate(image, size=size, mode=mode, align_corners=False)
 
 
-def random_resize(generator: torch.Generator, image: torch.Tensor, order: OrderSettings) -> torch.Tensor:
+def random_resize(generator: torch.Generator, image: torch.Tensor, order: OrderSettings,
+                  note: Note = _silent) -> torch.Tensor:
     direction = _choice(generator, order.resize_probs)
     if direction == 0:
         factor = _uniform(generator, (1.0, max(1.0, order.resize_range[1])))
@@ -312,17 +322,21 @@ def random_resize(generator: torch.Generator, image: torch.Tensor, order: OrderS
     mode = RESIZE_MODES[_choice(generator, (1.0, 1.0, 1.0))]
     height, width = image.shape[-2:]
     size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    note("resize", {"factor": factor, "mode": mode, "size": size})
     return _resize(image, size, mode)
 
 
-def add_noise(generator: torch.Generator, image: torch.Tensor, order: OrderSettings) -> torch.Tensor:
+def add_noise(generator: torch.Generator, image: torch.Tensor, order: OrderSettings,
+              note: Note = _silent) -> torch.Tensor:
     gray = _chance(generator, order.gray_noise_prob)
     planes = (1, 1, *image.shape[-2:]) if gray else tuple(image.shape)
     if _chance(generator, order.gaussian_noise_prob):
         sigma = _uniform(generator, order.noise_sigma) / 255
+        note("noise", {"kind": "gaussian", "sigma": sigma * 255, "gray": gray})
         noise = torch.randn(planes, generator=generator) * sigma
     else:
         scale = _uniform(generator, order.poisson_scale)
+        note("noise", {"kind": "poisson", "scale": scale, "gray": gray})
         clean = image.clamp(0, 1)
         if gray:
             clean = (clean * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -331,9 +345,11 @@ def add_noise(generator: torch.Generator, image: torch.Tensor, order: OrderSetti
     return image + noise.expand_as(image)
 
 
-def unsharp_mask(generator: torch.Generator, image: torch.Tensor, order: OrderSettings) -> torch.Tensor:
+def unsharp_mask(generator: torch.Generator, image: torch.Tensor, order: OrderSettings,
+                 note: Note = _silent) -> torch.Tensor:
     amount = _uniform(generator, order.sharpen_amount)
     sigma = _uniform(generator, order.sharpen_sigma)
+    note("sharpen", {"amount": amount, "sigma": sigma})
     size = 2 * math.ceil(3 * sigma) + 1
     blurred = filter2d(image, anisotropic_kernel(size, sigma, sigma, 0.0))
     return image + amount * (image - blurred)
@@ -354,36 +370,40 @@ def encode_round_trip(image: torch.Tensor, codec: str, quality: int, subsampling
 
 
 def compress(generator: torch.Generator, image: torch.Tensor, quality_range: Range, webp_prob: float,
-             subsampling_probs: tuple[float, float, float]) -> torch.Tensor:
+             subsampling_probs: tuple[float, float, float], note: Note = _silent) -> torch.Tensor:
     quality = int(round(_uniform(generator, quality_range)))
     codec = "webp" if _chance(generator, webp_prob) else "jpeg"
     subsampling = _choice(generator, subsampling_probs)
+    note("compress", {"codec": codec, "quality": quality, "subsampling": ("4:4:4", "4:2:2", "4:2:0")[subsampling]})
     return encode_round_trip(image, codec, quality, subsampling)
 
 
 def degrade_order(generator: torch.Generator, image: torch.Tensor, order: OrderSettings,
-                  compress_now: bool = True) -> torch.Tensor:
+                  compress_now: bool = True, note: Note = _silent) -> torch.Tensor:
     if _chance(generator, order.blur_prob):
-        image = filter2d(image, draw_blur_kernel(generator, order))
-    image = random_resize(generator, image, order)
-    image = add_noise(generator, image, order)
+        image = filter2d(image, draw_blur_kernel(generator, order, note))
+    image = random_resize(generator, image, order, note)
+    image = add_noise(generator, image, order, note)
     if _chance(generator, order.sharpen_prob):
-        image = unsharp_mask(generator, image, order)
+        image = unsharp_mask(generator, image, order, note)
     if compress_now and _chance(generator, order.compression_prob):
-        image = compress(generator, image, order.jpeg_quality, order.webp_prob, order.chroma_subsampling_probs)
+        image = compress(generator, image, order.jpeg_quality, order.webp_prob, order.chroma_subsampling_probs, note)
     return image.clamp(0, 1)
 
 
 def _final_steps(generator: torch.Generator, image: torch.Tensor, size: tuple[int, int],
-                 settings: RealWorldSettings) -> torch.Tensor:
+                 settings: RealWorldSettings, note: Note = _silent) -> torch.Tensor:
     """Resize to the LR size (+ sinc) and compress, in random order, as Real-ESRGAN does."""
     mode = RESIZE_MODES[_choice(generator, settings.final_resize_probs)]
     sinc = None
     if _chance(generator, settings.final_sinc_prob):
         kernel_size = _odd_size(generator, settings.final_sinc_kernel_size)
-        sinc = sinc_kernel(kernel_size, _uniform(generator, (math.pi / 3, math.pi)))
+        cutoff = _uniform(generator, (math.pi / 3, math.pi))
+        note("final_sinc", {"kernel_size": kernel_size, "cutoff": cutoff})
+        sinc = sinc_kernel(kernel_size, cutoff)
     do_compress = _chance(generator, settings.final_compression_prob)
     compress_first = _chance(generator, 0.5)
+    note("final", {"resize_mode": mode, "size": size, "compress_first": compress_first and do_compress})
     second = settings.second
 
     def resize_and_sinc(picture: torch.Tensor) -> torch.Tensor:
@@ -394,7 +414,7 @@ def _final_steps(generator: torch.Generator, image: torch.Tensor, size: tuple[in
         if not do_compress:
             return picture
         return compress(generator, picture.clamp(0, 1), settings.final_jpeg_quality, second.webp_prob,
-                        second.chroma_subsampling_probs)
+                        second.chroma_subsampling_probs, note)
 
     if compress_first:
         image = resize_and_sinc(final_compress(image))
@@ -403,21 +423,30 @@ def _final_steps(generator: torch.Generator, image: torch.Tensor, size: tuple[in
     return image.clamp(0, 1)
 
 
+def _prefixed(note: Note, prefix: str) -> Note:
+    if note is _silent:
+        return note
+    return lambda stage, values: note(prefix + stage, values)
+
+
 class RealWorldDegradation:
     """Callable (HR (C, H, W) or (N, C, H, W), scale, generator) -> 8-bit LR of HR/scale size."""
 
     def __init__(self, settings: RealWorldSettings | None = None) -> None:
         self.settings = settings or RealWorldSettings()
 
-    def one(self, hr: torch.Tensor, scale: int, generator: torch.Generator) -> torch.Tensor:
-        """Degrade a single (3, H, W) image whose sides are multiples of ``scale``."""
+    def one(self, hr: torch.Tensor, scale: int, generator: torch.Generator, note: Note = _silent) -> torch.Tensor:
+        """Degrade a single (3, H, W) image; the LR is floor(H/scale) x floor(W/scale).
+
+        ``note`` receives each stage's drawn parameters (tests and ``srcli degrade --json`` read them)."""
         image = hr.unsqueeze(0).float()
         height, width = hr.shape[-2:]
-        lr_size = (height // scale, width // scale)
-        image = degrade_order(generator, image, self.settings.first)
+        lr_size = (max(1, height // scale), max(1, width // scale))
+        image = degrade_order(generator, image, self.settings.first, note=_prefixed(note, "first."))
         if _chance(generator, self.settings.second_order_prob):
-            image = degrade_order(generator, image, self.settings.second, compress_now=False)
-        image = _final_steps(generator, image, lr_size, self.settings)
+            image = degrade_order(generator, image, self.settings.second, compress_now=False,
+                                  note=_prefixed(note, "second."))
+        image = _final_steps(generator, image, lr_size, self.settings, _prefixed(note, "final."))
         return (image[0].clamp(0, 1) * 255).round() / 255
 
     def __call__(self, hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:

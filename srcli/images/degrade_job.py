@@ -1,25 +1,30 @@
 """The ``degrade`` job: HR files -> LR files with the same safety rules as ``upscale``."""
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
 from ..degradation.classical import ClassicalDegradation, bicubic_lr, crop_for_scale
 from ..degradation.dsgan import load_dsgan
+from ..degradation.realworld import RealWorldDegradation, settings_from
 from ..inference.device import pick_device
 from ..inference.upscaler import Upscaler
 from .batch import Job, OutputOptions, Record, Summary, report_failures, run_jobs, summarise
 
 
 def make_degrader(method: str, scale: int, weights: str | None, blur: float, noise: float, jpeg: int | None,
-                  seed: int, device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+                  seed: int, device: str, realworld: Mapping[str, Any] | None = None
+                  ) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """(function HR (C,H,W) -> LR, name used in output files)."""
     if method == "bicubic":
         return (lambda hr: bicubic_lr(crop_for_scale(hr, scale), scale)), "bicubic"
+    if method == "realworld":
+        return realworld_degrader(scale, seed, realworld), "realworld"
     if method == "classical":
         degradation = ClassicalDegradation(blur=blur, noise=noise, jpeg=jpeg, seed=seed)
         return (lambda hr: degradation(crop_for_scale(hr, scale), scale)), "classical"
@@ -46,10 +51,26 @@ def make_degrader(method: str, scale: int, weights: str | None, blur: float, noi
     return dsgan, "dsgan"
 
 
+def realworld_degrader(scale: int, seed: int, settings: Mapping[str, Any] | None = None
+                       ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The training pipeline on whole images. Each image's chain is drawn from (seed, its pixels),
+    so an image gets the same LR whatever else is in the batch or in which order it comes."""
+    degradation = RealWorldDegradation(settings_from(settings))
+
+    def degrade(hr: torch.Tensor) -> torch.Tensor:
+        rgb = hr[:3] if hr.shape[0] >= 3 else hr.expand(3, -1, -1)
+        digest = hashlib.sha256(f"{seed}:".encode() + (rgb * 255).round().to(torch.uint8).numpy().tobytes())
+        generator = torch.Generator().manual_seed(int.from_bytes(digest.digest()[:8], "little") >> 1)
+        return degradation.one(crop_for_scale(rgb, scale), scale, generator)
+
+    return degrade
+
+
 def run_degrade(jobs: list[Job], options: OutputOptions, *, method: str, scale: int, weights: str | None,
                 blur: float, noise: float, jpeg: int | None, seed: int, device: str, quiet: bool = False,
-                as_json: bool = False, echo: Callable[[str], None] = print) -> Summary:
-    degrade, name = make_degrader(method, scale, weights, blur, noise, jpeg, seed, device)
+                as_json: bool = False, echo: Callable[[str], None] = print,
+                realworld: Mapping[str, Any] | None = None) -> Summary:
+    degrade, name = make_degrader(method, scale, weights, blur, noise, jpeg, seed, device, realworld)
 
     def done(record: Record) -> None:
         if as_json:
