@@ -163,7 +163,8 @@ def test_noise_free_identity_pins_the_noise_free_output_to_the_compressed_input(
         tiny_config("dsgan", image_folder, tmp_path / "run2", noise_free_identity=1.0)
 
 
-@pytest.mark.parametrize("family,extra", [("edsr", {}), ("esrgan", {"stage": "gan"})])
+@pytest.mark.parametrize("family,extra", [("edsr", {}), ("esrgan", {"stage": "gan"}),
+                                          ("edsr", {"degradation": "realworld"})])
 def test_resume_is_bit_exact(family: str, extra: dict, image_folder: Path, tmp_path: Path) -> None:
     straight = tiny_config(family, image_folder, tmp_path / "straight", iters=8, **extra)
     train(straight, progress=False, echo=lambda text: None)
