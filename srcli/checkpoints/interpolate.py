@@ -2,6 +2,9 @@
 
 Blending the weights of a PSNR-oriented and a GAN-trained network of the same architecture
 gives a continuous trade-off between fidelity and perceptual sharpness without retraining.
+Real-ESRGAN's ``dni`` is the same blend: its denoise strength d for ``realesr-general-x4v3``
+is ``alpha = d`` with A = ``realesr-general-wdn-x4v3`` and B = ``realesr-general-x4v3``
+(d * general + (1 - d) * wdn), computed with dni's arithmetic so both give the same weights.
 """
 from __future__ import annotations
 
@@ -34,11 +37,16 @@ def interpolate_state_dicts(state_a: dict[str, torch.Tensor], state_b: dict[str,
         tensor_b = state_b[key]
         if tensor_a.shape != tensor_b.shape:
             raise InterpolationError(f"layer {key} has shape {tuple(tensor_a.shape)} in A but {tuple(tensor_b.shape)} in B")
-        if tensor_a.is_floating_point():
-            blended[key] = torch.lerp(tensor_a.float(), tensor_b.float(), alpha).to(tensor_a.dtype)
+        if tensor_a.is_floating_point():  # dni's weighted sum (not lerp): the same bits as Real-ESRGAN
+            blended[key] = ((1 - alpha) * tensor_a.float() + alpha * tensor_b.float()).to(tensor_a.dtype)
         else:  # integer buffers (e.g. BN's num_batches_tracked) are taken from the nearer end
             blended[key] = (tensor_b if alpha >= 0.5 else tensor_a).clone()
     return blended
+
+
+def denoise_strength_blend(general: nn.Module, weak_denoise: nn.Module, strength: float) -> nn.Module:
+    """Real-ESRGAN's ``-dn``: strength * general-x4v3 + (1 - strength) * general-wdn-x4v3 (1 = full denoise)."""
+    return interpolate_models(weak_denoise, general, strength)
 
 
 def interpolate_models(model_a: nn.Module, model_b: nn.Module, alpha: float) -> nn.Module:

@@ -78,9 +78,19 @@ def _looks_like_safetensors(head: bytes) -> bool:
     return 0 < header_length < 100_000_000 and head[8:9] == b"{"
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters at a word boundary, marked with an ellipsis.
+
+    Torch's messages can run to kilobytes (every missing key); a user needs their start, whole words."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:")
+    return (cut or text[:limit]) + " ..."
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:120]
+    return shorten(text.splitlines()[0] if text else type(error).__name__, 160)
 
 
 def _safetensors_from_bytes(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -192,7 +202,7 @@ def _load_strict(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path 
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
         first = str(error).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:2])[:200]
+        detail = shorten(" ".join(line.strip() for line in first[:2]), 240)
         raise CheckpointError(f"{path}: tensors do not fit the detected network ({detail})") from None
 
 

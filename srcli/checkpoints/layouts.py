@@ -20,7 +20,8 @@ from . import registry
 #: What srcli reads; named in every error about an unreadable file.
 SUPPORTED_FORMATS = (
     "srcli .safetensors; EDSR-PyTorch EDSR/MDSR .pt; ESRGAN old/new RRDBNet .pth; "
-    "BasicSR/Real-ESRGAN RRDBNet, MSRResNet, EDSR .pth (params/params_ema); DSGAN .tar"
+    "BasicSR/Real-ESRGAN RRDBNet, MSRResNet, EDSR .pth (params/params_ema); "
+    "Real-ESRGAN compact SRVGGNetCompact .pth (realesr-general-x4v3, realesr-animevideov3); DSGAN .tar"
 )
 
 Tensors = dict[str, torch.Tensor]
@@ -327,6 +328,53 @@ def detect_dsgan(tensors: Tensors) -> Detection | None:
     return _checked("a DSGAN generator", "dsgan", config, tensors)
 
 
+# ---------------------------------------------------------------------------------------------
+# Real-ESRGAN compact (SRVGGNetCompact): one ``body`` list, srcli's native names
+# ---------------------------------------------------------------------------------------------
+
+_SRVGG_KEY = re.compile(r"body\.(\d+)\.(weight|bias)")
+
+
+def detect_srvgg(tensors: Tensors) -> Detection | None:
+    """SRVGGNetCompact: every key is ``body.N.weight/bias``; convs sit at even N, activations at odd N.
+
+    num_features and in_channels come from the first conv, num_convs from the conv count (minus
+    first and last), the scale from the last conv's out_channels = channels * scale^2, and the
+    activation from the PReLU slopes at odd N (ReLU and LeakyReLU hold no tensors).
+    """
+    if "body.0.weight" not in tensors or not all(_SRVGG_KEY.fullmatch(key) for key in tensors):
+        return None
+    label = "a Real-ESRGAN compact (SRVGGNetCompact)"
+    convs = [index for index in _indices(tensors, "body.", "weight") if tensors[f"body.{index}.weight"].dim() == 4]
+    if len(convs) < 2 or convs != list(range(0, 2 * len(convs), 2)):
+        raise CheckpointError(f"{label} checkpoint needs convs at body.0, body.2, body.4 ... (found {convs[:4]}); "
+                              f"supported: {SUPPORTED_FORMATS}")
+    first, last = tensors["body.0.weight"], tensors[f"body.{convs[-1]}.weight"]
+    channels = int(first.shape[1])
+    shuffled = int(last.shape[0])
+    scale = math.isqrt(shuffled // channels)
+    if shuffled % channels or scale * scale * channels != shuffled:
+        raise CheckpointError(f"{label} checkpoint: last conv has {shuffled} outputs, not {channels} x scale^2; "
+                              f"supported: {SUPPORTED_FORMATS}")
+    config = {
+        "scale": scale,
+        "num_features": int(first.shape[0]),
+        "num_convs": len(convs) - 2,
+        "activation": _srvgg_activation(tensors, label),
+        "in_channels": channels,
+        "out_channels": channels,
+    }
+    return _checked(label, "srvgg", config, tensors)
+
+
+def _srvgg_activation(tensors: Tensors, label: str) -> str:
+    """PReLU when its slopes are stored; the parameter-free variants cannot be told apart, so refuse them."""
+    if "body.1.weight" in tensors:
+        return "prelu"
+    raise CheckpointError(f"{label} checkpoint has no PReLU weights: its ReLU or LeakyReLU cannot be told apart "
+                          "from tensors, so only PReLU models (all Real-ESRGAN releases) load")
+
+
 #: Tried in order; each one's signature keys exclude the others, the order only makes that explicit.
 DETECTORS: tuple[Callable[[Tensors], Detection | None], ...] = (
     detect_esrgan_old,
@@ -338,6 +386,7 @@ DETECTORS: tuple[Callable[[Tensors], Detection | None], ...] = (
     detect_srresnet,
     detect_msrresnet,
     detect_dsgan,
+    detect_srvgg,
 )
 
 

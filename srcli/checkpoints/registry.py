@@ -11,6 +11,7 @@ from ..nets.edsr import EDSR
 from ..nets.esrgan import RRDBNet, VGGStyleDiscriminator
 from ..nets.mdsr import MDSR
 from ..nets.srresnet import MSRResNet, SRGANDiscriminator, SRResNet
+from ..nets.srvgg import SRVGGNetCompact
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,13 @@ ARCHITECTURES: dict[str, Architecture] = {
         {"num_blocks": 8, "num_features": 64},
         ("srcli safetensors", "DSGAN training checkpoint (.tar with model_g_state_dict)"),
         DSGANDiscriminator),
+    "srvgg": Architecture(
+        "srvgg", SRVGGNetCompact,
+        "Real-ESRGAN SRVGGNetCompact (64 features, 32 convs, PReLU; animevideov3: 16 convs)", (1, 2, 3, 4),
+        {"num_features": 64, "num_convs": 32, "activation": "prelu"},
+        ("srcli safetensors",
+         ("Real-ESRGAN compact: realesr-general-x4v3, realesr-general-wdn-x4v3, realesr-animevideov3 "
+          "(body.N; params/params_ema)"))),
 }
 
 #: Architectures that files may contain beyond the registered names (built by checkpoint detection).

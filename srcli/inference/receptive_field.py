@@ -4,8 +4,9 @@ Tiling is seamless only if every tile carries enough real context (the *pad*) ar
 pixels it writes. ``theoretical_radius`` gives the exact distance beyond which input pixels
 cannot change an output pixel, so ``pad = theoretical_radius`` makes tiled output equal to
 untiled output up to float rounding. That bound is loose in practice (RRDBNet x4: 349 px,
-while its weights barely look past a few dozen), so ``calibrated_pad`` measures the smallest
-pad whose tiles stay within a tolerance of untiled output, and caches it per model.
+while its weights barely look past a few dozen), so ``calibrate_pad`` measures the smallest
+pad whose tiles stay within a tolerance of untiled output, within a memory and compute
+budget, and caches it per model.
 
 Radii are computed by walking the layers from the output back to the input, tracking the
 interval of positions an output pixel depends on: a k x k conv widens it by (k - 1) / 2 at
@@ -34,6 +35,7 @@ from ..files import atomic_write
 from ..nets.esrgan import RRDBNet
 from ..nets.mdsr import MDSR, MDSRAtScale
 from ..nets.srresnet import MSRResNet
+from .budget import memory_budget, network_cost
 from .device import keeps_fp32
 
 DEFAULT_TOLERANCE = 0.5 / 255
@@ -43,7 +45,11 @@ SAFETY_MARGIN = 0.5  # calibrate to tolerance * margin: unseen images may be a l
 PAD_MARGIN = 2
 CALIBRATION_CORE = 16  # written pixels per side of the calibration tile (many border positions)
 CALIBRATION_IMAGES = 3
+# Multiply-adds all calibration probes together may cost, by device type: ~4 s on one busy CPU
+# core (RRDBNet-23 ran 37 GMAC/s single-threaded); enough to settle the shipped networks' pads.
+CALIBRATION_MACS = {"cpu": 1.5e11, "mps": 1.5e11, "cuda": 3e12}
 CACHE_FILE = "receptive_fields.json"
+CACHE_VERSION = "bounded-1"  # entries of the unbounded search (e.g. RRDBNet-23's 349) are measured again
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,10 @@ Step = nn.Module | Upscale | Unshuffle
 def forward_plan(model: nn.Module) -> list[Step]:
     """Layers in the order ``forward`` runs them, for nets whose module order is not that order.
 
-    EDSR, SRResNet and DSGAN register their modules in forward order and upsample with
-    ``nn.PixelShuffle``, so the model itself is its plan. MDSR holds heads/tails for every
-    scale (only one runs); MSRResNet and RRDBNet resize with functional ops.
+    EDSR, SRResNet, DSGAN and SRVGGNetCompact register their modules in forward order and
+    upsample with ``nn.PixelShuffle``, so the model itself is its plan (SRVGGNetCompact's
+    nearest-upsampled input skip reaches no farther than the pixel itself). MDSR holds
+    heads/tails for every scale (only one runs); MSRResNet and RRDBNet resize with functional ops.
     """
     if isinstance(model, MDSRAtScale):
         return _mdsr_plan(model.mdsr, model.scale)
@@ -210,6 +217,32 @@ def run_model(model: nn.Module, batch: torch.Tensor, device: torch.device, dtype
 # calibrated pad
 # ---------------------------------------------------------------------------------------------
 
+class ProbeLimit(Exception):
+    """The next probe run would pass the calibration's compute budget."""
+
+
+class ReachBeyond(Exception):
+    """The search could not settle within its budgets: pads up to ``pad`` were measured too small."""
+
+    def __init__(self, pad: int) -> None:
+        super().__init__(f"reach beyond {pad} px")
+        self.pad = pad
+
+
+@dataclass(frozen=True)
+class PadCalibration:
+    """A measured pad (``resolved``), or (not resolved) the largest pad measured too small."""
+
+    pad: int
+    resolved: bool
+    theoretical: int
+
+    @property
+    def safe_pad(self) -> int:
+        """The measured pad, or the theoretical radius (exact) where the measurement did not settle."""
+        return self.pad if self.resolved else self.theoretical
+
+
 def calibration_images(side: int, count: int = 2, seed: int = 0) -> torch.Tensor:
     """Natural-ish content: a smooth colour field, hard edges at random angles, and noise.
 
@@ -244,7 +277,7 @@ def _fit(image: torch.Tensor, side: int) -> torch.Tensor:
 
 
 class _PadProbe:
-    """Runs the centre tile of the calibration images with a given pad, remembering results.
+    """Runs the centre tile of the calibration images with a given pad, one image at a time.
 
     ``mismatch(pad, reference)`` is <= 1 when ``pad`` is enough. In fp32 that is the max
     difference over ``target``. Half precision rounds outputs to steps of ~1/255 (EDSR's
@@ -253,72 +286,107 @@ class _PadProbe:
     difference is therefore judged against the flips that an invisible input dither
     (+-0.25/255) causes, while the fp32 difference still has to meet ``target``, so the
     pad covers the network's real reach and the precision's own behaviour (e.g. overflow).
+
+    Bounded: one image per forward pass (the caller keeps regions within the tile memory
+    budget), and ``ProbeLimit`` before a run that would pass ``mac_budget`` multiply-adds.
     """
 
     def __init__(self, model: nn.Module, images: torch.Tensor, device: torch.device, dtype: torch.dtype,
-                 core: int, target: float) -> None:
+                 core: int, target: float, macs_per_pixel: float = 0.0, mac_budget: float = math.inf) -> None:
         self.model, self.images, self.device, self.dtype = model, images, device, dtype
         self.core, self.target = core, target
-        self.outputs: dict[tuple[int, torch.dtype, bool], torch.Tensor] = {}
+        self.macs_per_pixel, self.mac_budget, self.spent = macs_per_pixel, mac_budget, 0.0
+        self.outputs: dict[tuple[int, int, torch.dtype, bool], torch.Tensor] = {}
 
-    def output(self, pad: int, dtype: torch.dtype, dithered: bool = False) -> torch.Tensor:
-        key = (pad, dtype, dithered)
+    def output(self, index: int, pad: int, dtype: torch.dtype, dithered: bool = False) -> torch.Tensor:
+        key = (index, pad, dtype, dithered)
         if key not in self.outputs:
             start = (self.images.shape[-1] - self.core) // 2 - pad
-            region = self.images[..., start:start + self.core + 2 * pad, start:start + self.core + 2 * pad]
+            side = self.core + 2 * pad
+            cost = side * side * self.macs_per_pixel
+            if self.spent + cost > self.mac_budget:
+                raise ProbeLimit()
+            self.spent += cost
+            region = self.images[index:index + 1, :, start:start + side, start:start + side]
             if dithered:
-                dither = torch.rand(region.shape, generator=torch.Generator().manual_seed(1)) - 0.5
+                dither = torch.rand(region.shape, generator=torch.Generator().manual_seed(1 + index)) - 0.5
                 region = region + dither * (0.5 / 255)
             result = run_model(self.model, region, self.device, dtype)
-            scale = result.shape[-1] // region.shape[-1]
+            scale = result.shape[-1] // side
             # unclamped: calibration content that saturates must not hide a mismatch
             self.outputs[key] = result[..., pad * scale:(pad + self.core) * scale,
                                        pad * scale:(pad + self.core) * scale]
         return self.outputs[key]
 
-    def difference(self, pad: int, reference: int, dtype: torch.dtype) -> float:
+    def difference(self, index: int, pad: int, reference: int, dtype: torch.dtype) -> float:
         """Max abs difference; NaN (half-precision overflow) counts as a mismatch."""
-        value = (self.output(pad, dtype) - self.output(reference, dtype)).abs().max().item()
+        value = (self.output(index, pad, dtype) - self.output(index, reference, dtype)).abs().max().item()
         return math.inf if math.isnan(value) else value
 
-    def mismatch(self, pad: int, reference: int) -> float:
-        ratio = self.difference(pad, reference, torch.float32) / self.target
-        if self.dtype != torch.float32:
-            flips = (self.output(reference, self.dtype, dithered=True) - self.output(reference, self.dtype)).abs()
+    def image_mismatch(self, index: int, pad: int, reference: int) -> float:
+        ratio = self.difference(index, pad, reference, torch.float32) / self.target
+        if self.dtype != torch.float32 and ratio <= 1:
+            flips = (self.output(index, reference, self.dtype, dithered=True)
+                     - self.output(index, reference, self.dtype)).abs()
             allowed = max(self.target, flips.max().nan_to_num(0.0).item())
-            ratio = max(ratio, self.difference(pad, reference, self.dtype) / allowed)
+            ratio = max(ratio, self.difference(index, pad, reference, self.dtype) / allowed)
         return ratio
 
+    def mismatch(self, pad: int, reference: int) -> float:
+        """Worst ratio over the images; stops at the first image that fails (the rest cannot pass it)."""
+        worst = 0.0
+        for index in range(self.images.shape[0]):
+            worst = max(worst, self.image_mismatch(index, pad, reference))
+            if worst > 1:
+                break
+        return worst
 
-def search_pad(probe: Callable[[int, int], float], cap: int, target: float, multiple: int = 1) -> int:
+
+def search_pad(probe: Callable[[int, int], float], cap: int, target: float, multiple: int = 1,
+               cap_is_exact: bool = True) -> int:
     """Smallest pad p (multiple of ``multiple``, <= cap) with probe(p, reference) <= target.
 
     Doubling first: the pad is only compared with twice itself, so the search never runs a
     tile larger than needed (the cap can be hundreds of pixels). Once p passes against 2p,
     bisection between the last failing pad and p, against that same reference, refines it
     to within 1/16 (fine enough: a few pixels of pad change tile cost by a few percent).
+
+    Reaching the cap returns it when it is exact (the theoretical radius); when it is only
+    what the budgets allow, or the probe raises ``ProbeLimit`` before a pad passed, the
+    search raises ``ReachBeyond`` with the largest pad found too small. A limit during the
+    bisection keeps the passing pad found so far.
     """
-    cap = round_up(cap, multiple)
+    cap = round_up(cap, multiple) if cap_is_exact else cap // multiple * multiple
     low, high = 0, min(cap, round_up(4, multiple))
     while True:
         reference = min(cap, 2 * high)
         if high >= cap:
-            return cap
-        if probe(high, reference) <= target:
+            if cap_is_exact:
+                return cap
+            raise ReachBeyond(low)
+        try:
+            passed = probe(high, reference) <= target
+        except ProbeLimit:
+            raise ReachBeyond(low) from None
+        if passed:
             break
         low, high = high, reference
     while high - low > max(multiple, math.ceil(high / 16)):
         middle = round_up((low + high) // 2, multiple)
         if middle >= high:
             break
-        if probe(middle, reference) <= target:
+        try:
+            passed = probe(middle, reference) <= target
+        except ProbeLimit:
+            break
+        if passed:
             high = middle
         else:
             low = middle
     return high
 
 
-def calibrated_pad(
+def calibrate_pad(
     model: nn.Module,
     *,
     device: torch.device | str = "cpu",
@@ -326,7 +394,9 @@ def calibrated_pad(
     tolerance: float = DEFAULT_TOLERANCE,
     images: Sequence[torch.Tensor] | None = None,
     use_cache: bool = True,
-) -> int:
+    memory_budget: float | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> PadCalibration:
     """Smallest pad whose tiles match untiled output within ``tolerance * SAFETY_MARGIN``, plus ``PAD_MARGIN``.
 
     Half precision must also keep its tiles within the rounding flips that an invisible
@@ -334,23 +404,58 @@ def calibrated_pad(
     Measured in the precision and on the device inference will use (rounding differs), on
     ``images`` ((C, H, W) in [0, 1]) or synthetic natural-ish ones; capped at the
     theoretical radius. Cached per weights + precision + device type, so it runs once.
+
+    Bounded, because a deep net's reach can be hundreds of pixels (unbounded, RRDBNet-23 x4
+    once took 20 minutes and 14.5 GB): each probe is one image whose activations fit
+    ``memory_budget`` bytes (default: the device's tile budget), and all probes together
+    stay within ``CALIBRATION_MACS`` multiply-adds (a few seconds). A reach past what those
+    allow comes back not ``resolved``; the caller picks a fallback. ``on_notice`` hears a
+    one-line notice when a measurement (not a cache hit) starts.
     """
     device = torch.device(device)
     key = cache_key(model, dtype, device, tolerance)
     if use_cache and (cached := read_cache().get(key)) is not None:
-        return int(cached["pad"])
-    cap, multiple = theoretical_radius(model), input_multiple(model)
+        return PadCalibration(int(cached["pad"]), bool(cached.get("resolved", True)),
+                              int(cached.get("theoretical", theoretical_radius(model))))
+    if on_notice is not None:
+        on_notice("measuring tile overlap for this network, once")
+    calibration = _measure_pad(model, device, dtype, tolerance, images, memory_budget)
+    if use_cache:
+        write_cache_entry(key, {"pad": calibration.pad, "resolved": calibration.resolved,
+                                "theoretical": calibration.theoretical,
+                                "architecture": getattr(model, "architecture", "")})
+    return calibration
+
+
+def calibrated_pad(model: nn.Module, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                   tolerance: float = DEFAULT_TOLERANCE, images: Sequence[torch.Tensor] | None = None,
+                   use_cache: bool = True) -> int:
+    """``calibrate_pad``'s pad, or the theoretical radius (exact) where the measurement did not settle."""
+    return calibrate_pad(model, device=device, dtype=dtype, tolerance=tolerance, images=images,
+                         use_cache=use_cache).safe_pad
+
+
+def _measure_pad(model: nn.Module, device: torch.device, dtype: torch.dtype, tolerance: float,
+                 images: Sequence[torch.Tensor] | None, memory: float | None) -> PadCalibration:
+    """Run the bounded search; see ``calibrate_pad``."""
+    theoretical, multiple = theoretical_radius(model), input_multiple(model)
     core = round_up(CALIBRATION_CORE, multiple)
-    side = core + 2 * round_up(cap, multiple)
+    cost = network_cost(model, device, dtype, multiple)
+    memory = memory_budget(device).tile if memory is None else memory
+    fitting = (math.isqrt(int(memory / cost.bytes_per_pixel)) - core) // 2 // multiple * multiple
+    cap = min(round_up(theoretical, multiple), max(0, fitting))
+    side = core + 2 * cap
     if images:
         batch = torch.stack([_fit(image.float(), side) for image in images])
     else:
         batch = calibration_images(side, count=CALIBRATION_IMAGES)
-    probe = _PadProbe(model, batch, device, dtype, core, tolerance * SAFETY_MARGIN)
-    pad = min(cap, round_up(search_pad(probe.mismatch, cap, 1.0, multiple) + PAD_MARGIN, multiple))
-    if use_cache:
-        write_cache_entry(key, {"pad": pad, "theoretical": cap, "architecture": getattr(model, "architecture", "")})
-    return pad
+    probe = _PadProbe(model, batch, device, dtype, core, tolerance * SAFETY_MARGIN,
+                      cost.macs_per_pixel, CALIBRATION_MACS.get(device.type, CALIBRATION_MACS["cpu"]))
+    try:
+        found = search_pad(probe.mismatch, cap, 1.0, multiple, cap_is_exact=cap >= theoretical)
+    except ReachBeyond as beyond:
+        return PadCalibration(beyond.pad, False, theoretical)
+    return PadCalibration(min(theoretical, round_up(found + PAD_MARGIN, multiple)), True, theoretical)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +481,8 @@ def weights_digest(model: nn.Module) -> str:
 
 def cache_key(model: nn.Module, dtype: torch.dtype, device: torch.device, tolerance: float) -> str:
     precision = str(dtype).removeprefix("torch.")
-    key = f"{weights_digest(model)}|{precision}|{device.type}|tol={tolerance:.6g}|margin={PAD_MARGIN}"
+    key = (f"{weights_digest(model)}|{precision}|{device.type}|tol={tolerance:.6g}|margin={PAD_MARGIN}"
+           f"|{CACHE_VERSION}")
     if dtype != torch.float32:  # which layers stay fp32 changes the half-precision rounding
         key += "|fp32=" + ",".join(name for name, module in model.named_modules() if keeps_fp32(module))
     return key

@@ -8,15 +8,18 @@ whatever the image size.
 
 Decisions:
 
-* ``tile='auto'``: the whole image if its activations fit, else the largest square tile
-  whose padded region fits. Activation bytes per input pixel are measured once with hooks
-  (widest layer's input + output, times ``ACTIVATION_SAFETY`` for skips and allocator
-  slack). The budget is 70% of free GPU memory on CUDA (``torch.cuda.mem_get_info``) and
-  1 GiB on CPU/MPS, or a quarter of MemAvailable if that is less (tiles of a few hundred
-  pixels are as fast as whole images there, and with 2 GiB srcli upscale peaked at 3.8 GB
-  RSS on a 2048^2 RRDBNet-23 x4 job).
-* ``tile_pad='auto'``: the calibrated pad (see ``receptive_field.calibrated_pad``),
-  measured only when tiling actually happens; ``'full'``: the theoretical radius (exact).
+* ``tile='auto'``: the whole image if its activations fit the whole-image budget, else the
+  largest square tile whose padded region fits the tile budget (``budget.py``: on the CPU
+  half of MemAvailable, at most 16 GiB, for whole images, and 1 GiB for tiles). Activation
+  bytes per input pixel are measured once with hooks (widest layer's input + output, times
+  ``ACTIVATION_SAFETY`` for skips and allocator slack). The tile and pad chosen are kept in
+  ``last_tile_size`` / ``last_tile_pad`` and told to ``on_notice`` once per choice.
+* ``tile_pad='auto'``: the calibrated pad (see ``receptive_field.calibrate_pad``),
+  measured only when tiling actually happens, within the tile memory budget and a few
+  seconds; ``'full'``: the theoretical radius (exact). When the measurement cannot settle
+  (a reach past what the budgets let it probe), the pad is the larger of the reach measured
+  so far and a sixth of the budget's region side, capped at the theoretical radius, so the
+  tile keeps two thirds of its side for output instead of shrinking to a sliver.
 * Greyscale input is replicated to RGB per tile and the RGB result averaged back to one
   channel: on a grey input any difference between channels is network colour noise, and
   the mean treats the channels symmetrically (luma weights would favour green's noise).
@@ -42,6 +45,7 @@ from torch import nn
 from ..checkpoints.interpolate import interpolate_models
 from ..nets.dsgan import DSGANGenerator
 from ..nets.tailfold import exact_rings_only_on, folded_tails
+from .budget import MemoryBudget, activation_bytes_per_pixel, memory_budget
 from .device import (
     HEAP_KEEP_BETWEEN,
     DeviceError,
@@ -55,7 +59,8 @@ from .device import (
 from .geometry import inverse_transform, transform  # noqa: F401  (re-exported)
 from .receptive_field import (
     DEFAULT_TOLERANCE,
-    calibrated_pad,
+    PadCalibration,
+    calibrate_pad,
     input_multiple,
     precision_context,
     round_up,
@@ -73,12 +78,8 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 # pad 36 instead of 9 is 1.08x the pixels), far less than fp32's ~2x, so auto keeps bf16 and tiles
 # with the full pad; deeper networks (RRDBNet: 94-349 px) run fp32.
 AUTO_BF16_MAX_RADIUS = 48
-CPU_ACTIVATION_BUDGET = 1 * 1024**3  # 2 GiB measured 3.81 GB peak RSS for RRDBNet-23 x4 on 2048^2
-CUDA_FREE_FRACTION = 0.7
-RAM_FRACTION = 0.25  # of MemAvailable: the output image and the batch's other buffers need the rest
-ACTIVATION_SAFETY = 2.0
 MIN_TILE = 32
-PROBE_SIDE = 16
+FALLBACK_PAD_SHARE = 1 / 6  # of the region side, when the reach is too far to measure
 
 TileCallback = Callable[[int, int], None]
 NoticeCallback = Callable[[str], None]
@@ -99,18 +100,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision]
 
 
-def available_ram_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux), or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def native_scale(model: nn.Module) -> int:
     """The network's own factor; DSGAN's config ``scale`` names its data, not its output size."""
     if isinstance(model, DSGANGenerator):
@@ -119,28 +108,6 @@ def native_scale(model: nn.Module) -> int:
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"cannot tell the scale of {type(model).__name__}; pass scale=")
     return scale
-
-
-def activation_bytes_per_pixel(model: nn.Module, device: torch.device, dtype: torch.dtype, multiple: int) -> float:
-    """Peak activation bytes per input pixel, from the widest layer seen on a small probe."""
-    widest = 0
-
-    def record(module: nn.Module, inputs: tuple, output: object) -> None:
-        nonlocal widest
-        tensors = {t.data_ptr(): t.numel() for t in (*inputs, output) if isinstance(t, torch.Tensor)}
-        widest = max(widest, sum(tensors.values()))  # in-place layers count once
-
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    handles = [leaf.register_forward_hook(record) for leaf in leaves]
-    side = round_up(PROBE_SIDE, multiple)
-    try:
-        with torch.inference_mode():
-            model(torch.zeros(1, 3, side, side, device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    element_size = torch.empty(0, dtype=dtype).element_size()
-    return widest / (side * side) * element_size * ACTIVATION_SAFETY
 
 
 @dataclass(frozen=True)
@@ -223,8 +190,11 @@ class Upscaler:
         self.tile_pad = _check_tile_pad(tile_pad)
         self.ensemble = ensemble
         self.on_notice = on_notice
-        self.notices: list[str] = []
+        self.notices: list[str] = []  # warnings (also told to on_notice); progress notes only go there
         self.fp32_redone_tiles = 0
+        self.last_tile_size: int | None = None  # the last upscale's tile side (input px), None: ran whole
+        self.last_tile_pad: int | None = None  # ... and its pad per side (input px), None: ran whole
+        self._announced: set[tuple[int, int]] = set()
         self._pad: int | None = None
         self._bytes_per_pixel: float | None = None
 
@@ -283,26 +253,46 @@ class Upscaler:
     def pad(self) -> int:
         """Context per tile side in input pixels (calibrated once, lazily: only tiling needs it)."""
         if self._pad is None:
-            if self.tile_pad == "full" or (self.tile_pad == "auto" and self.exact_half_tiles):
-                pad = theoretical_radius(self.model)
-            elif self.tile_pad == "auto":
-                pad = calibrated_pad(self.model, device=self.device, dtype=self.dtype, tolerance=self.tolerance)
-            else:
-                pad = int(self.tile_pad)
-            self._pad = round_up(pad, self.alignment)
+            self._pad = round_up(self._choose_pad(), self.alignment)
         return self._pad
 
-    def max_region_pixels(self) -> float:
-        """How many input pixels one forward pass may cover within the memory budget."""
+    def _choose_pad(self) -> int:
+        if self.tile_pad == "full" or (self.tile_pad == "auto" and self.exact_half_tiles):
+            return theoretical_radius(self.model)
+        if self.tile_pad != "auto":
+            return int(self.tile_pad)
+        calibration = calibrate_pad(self.model, device=self.device, dtype=self.dtype, tolerance=self.tolerance,
+                                    memory_budget=self._memory_budget().tile, on_notice=self._tell)
+        return calibration.pad if calibration.resolved else self._fallback_pad(calibration)
+
+    def _fallback_pad(self, calibration: PadCalibration) -> int:
+        """A reach too far to measure: a sixth of the budget's region side (at least what was measured).
+
+        Why: the theoretical radius of a deep net (RRDBNet-23 x4: 349 px) leaves no room for
+        output in a tile that fits memory; hundreds of slivers are what took 20 minutes.
+        """
+        side = math.isqrt(int(self.max_region_pixels()))
+        pad = min(calibration.theoretical, max(calibration.pad, int(side * FALLBACK_PAD_SHARE)))
+        self._tell(f"tile overlap for this network reaches past {calibration.pad} px, more than a quick "
+                   f"measurement settles; using a {pad} px pad, so tiles may differ slightly from untiled "
+                   "output (a full pad is exact)", warning=True)
+        return pad
+
+    def _memory_budget(self) -> MemoryBudget:
+        return memory_budget(self.device)
+
+    def _runner_bytes_per_pixel(self) -> float:
         if self._bytes_per_pixel is None:
             self._bytes_per_pixel = activation_bytes_per_pixel(self.runner, self.device, self.dtype, self.multiple)
-        if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            budget = CUDA_FREE_FRACTION * free
-        else:
-            available = available_ram_bytes()
-            budget = CPU_ACTIVATION_BUDGET if available is None else min(CPU_ACTIVATION_BUDGET, available * RAM_FRACTION)
-        return budget / self._bytes_per_pixel
+        return self._bytes_per_pixel
+
+    def max_region_pixels(self) -> float:
+        """How many input pixels one tile's forward pass may cover within the tile budget."""
+        return self._memory_budget().tile / self._runner_bytes_per_pixel()
+
+    def whole_image_pixels(self) -> float:
+        """How many input pixels may run untiled within the whole-image budget."""
+        return self._memory_budget().whole / self._runner_bytes_per_pixel()
 
     def tile_size(self, height: int, width: int) -> int | None:
         """Tile side in input pixels, or None to run the image whole."""
@@ -310,10 +300,9 @@ class Upscaler:
             return None
         if self.tile != "auto":
             return round_up(int(self.tile), self.alignment)
-        region_pixels = self.max_region_pixels()
-        if round_up(height, self.multiple) * round_up(width, self.multiple) <= region_pixels:
+        if round_up(height, self.multiple) * round_up(width, self.multiple) <= self.whole_image_pixels():
             return None
-        side = int(math.sqrt(region_pixels)) - 2 * self.pad()
+        side = math.isqrt(int(self.max_region_pixels())) - 2 * self.pad()
         side = side // self.alignment * self.alignment
         return max(side, round_up(MIN_TILE, self.alignment))
 
@@ -329,10 +318,28 @@ class Upscaler:
             tiles = plan_tiles(height, width, max(height, width), 0, self.multiple)
         else:
             tiles = plan_tiles(height, width, tile_size, self.pad(), self.multiple)
+        self._record_tiling(tile_size, len(tiles))
         with large_allocations_on_heap() if self.device.type == "cpu" else nullcontext():
             output = torch.empty(channels, height * scale, width * scale, dtype=torch.float32)
             self._run_tiles(image, output, tiles, on_tile)
         return output
+
+    def _record_tiling(self, tile_size: int | None, count: int) -> None:
+        """Keep the choice for callers (``--json``) and tell an automatic one once."""
+        self.last_tile_size = tile_size
+        self.last_tile_pad = None if tile_size is None else self.pad()
+        if tile_size is None or self.tile != "auto" or (tile_size, self.pad()) in self._announced:
+            return
+        self._announced.add((tile_size, self.pad()))
+        self._tell(f"tiling: {tile_size} px tiles with a {self.pad()} px pad "
+                   f"({count} tile{'s' if count != 1 else ''} for this image)")
+
+    def _tell(self, message: str, warning: bool = False) -> None:
+        """Warnings are kept in ``notices``; everything goes to ``on_notice`` (silent without one)."""
+        if warning:
+            self.notices.append(message)
+        if self.on_notice is not None:
+            self.on_notice(message)
 
     def _run_tiles(self, image: torch.Tensor, output: torch.Tensor, tiles: list[Tile],
                    on_tile: TileCallback | None) -> None:
@@ -391,11 +398,8 @@ class Upscaler:
     def _note_fp32_redo(self) -> None:
         self.fp32_redone_tiles += 1
         if self.fp32_redone_tiles == 1:
-            message = (f"{self.precision} overflowed (NaN/Inf) in a tile; such tiles are recomputed in fp32 "
-                       "(use --precision fp32 to avoid the double work)")
-            self.notices.append(message)
-            if self.on_notice is not None:
-                self.on_notice(message)
+            self._tell(f"{self.precision} overflowed (NaN/Inf) in a tile; such tiles are recomputed in fp32 "
+                       "(use --precision fp32 to avoid the double work)", warning=True)
 
 
 def _check_tile(tile: str | int | None) -> str | int | None:

@@ -136,6 +136,8 @@ NATIVE = [
     ("msrresnet", {"scale": 4, "num_blocks": 2, "num_features": 8}),
     ("esrgan", {"scale": 4, "num_blocks": 2, "num_features": 16, "growth": 8, "unshuffle": 1}),
     ("dsgan", {"num_blocks": 2, "num_features": 8}),
+    ("srvgg", {"scale": 4, "num_convs": 3, "num_features": 8}),
+    ("srvgg", {"scale": 2, "num_convs": 0, "num_features": 8}),
 ]
 
 
@@ -268,6 +270,35 @@ def test_srresnet_override_to_srgan(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Real-ESRGAN compact (SRVGGNetCompact)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("scale", "num_convs", "wrapper"), [(4, 32, "params"), (4, 16, "params_ema"), (3, 2, "params"),
+                                                             (1, 1, "params_ema")])
+def test_srvgg_detected_from_names_and_shapes(tmp_path: Path, scale: int, num_convs: int, wrapper: str) -> None:
+    """Conv count -> num_convs, first conv -> features, last conv's 3*s^2 outputs -> scale, PReLU -> activation."""
+    config = {"scale": scale, "num_convs": num_convs, "num_features": 8, "activation": "prelu"}
+    model = tiny("srvgg", **config)
+    state = plain_state(model)
+    assert f"body.{2 * num_convs + 2}.weight" in state and state["body.1.weight"].shape == (8,)
+    path = save({wrapper: {f"module.{k}": v for k, v in state.items()}}, tmp_path / "realesr.pth")
+    check_load(path, "srvgg", model, config)
+
+
+def test_srvgg_without_prelu_is_refused_in_one_line(tmp_path: Path) -> None:
+    """ReLU and LeakyReLU variants store no activation tensors: which one is unknowable, so no guess."""
+    state = plain_state(tiny("srvgg", scale=2, num_convs=1, num_features=8, activation="relu"))
+    assert "body.1.weight" not in state
+    assert_one_line_error(save({"params": state}, tmp_path / "relu.pth"), must_mention="PReLU")
+
+
+def test_srvgg_with_a_last_conv_that_is_no_pixel_shuffle_is_refused(tmp_path: Path) -> None:
+    state = plain_state(tiny("srvgg", scale=2, num_convs=1, num_features=8))
+    state["body.4.weight"], state["body.4.bias"] = torch.zeros(10, 8, 3, 3), torch.zeros(10)
+    assert_one_line_error(save({"params": state}, tmp_path / "odd.pth"), must_mention="scale")
+
+
+# --------------------------------------------------------------------------------------------
 # bad files
 # --------------------------------------------------------------------------------------------
 
@@ -355,3 +386,14 @@ def test_truncated_torch_zip_file(tmp_path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     assert_one_line_error(path)
+
+
+def test_long_torch_messages_are_cut_between_words() -> None:
+    from srcli.checkpoints.io import shorten
+
+    message = "Missing key(s) in state_dict: " + ", ".join(f'"body.{i}.weight"' for i in range(80))
+    short = shorten(message, 160)
+    assert len(short) <= 164 and short.endswith(" ...")
+    assert message.startswith(short[:-4])
+    assert short[:-4].endswith('"') or short[:-4].endswith("weight")  # whole words only
+    assert shorten("short message", 160) == "short message"

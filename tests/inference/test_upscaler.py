@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from torch import nn
 from srcli.checkpoints import registry
 from srcli.checkpoints.interpolate import interpolate_models
 from srcli.inference import receptive_field, upscaler
+from srcli.inference.budget import MemoryBudget
 from srcli.inference.device import DeviceError, keeps_fp32
 from srcli.inference.receptive_field import (
     _leaf_steps,
@@ -35,6 +35,7 @@ TINY: dict[str, tuple[str, dict[str, Any]]] = {
     "esrgan-unshuffle": ("esrgan", dict(scale=2, unshuffle=2, num_blocks=1, num_features=8, growth=4)),
     "dsgan": ("dsgan", dict(num_blocks=1, num_features=8)),
     "msrresnet": ("msrresnet", dict(scale=3, num_blocks=1, num_features=8)),
+    "srvgg": ("srvgg", dict(scale=4, num_convs=3, num_features=8)),
 }
 FAMILIES = sorted(set(registry.ARCHITECTURES) | set(TINY))
 
@@ -233,29 +234,20 @@ def test_each_tile_sees_at_most_tile_plus_pad():
     assert max(largest) == 10 + 2 * 3
 
 
-def test_auto_tile_follows_the_memory_budget(monkeypatch):
+def test_auto_tile_runs_whole_within_the_whole_budget_and_tiles_within_the_tile_budget(monkeypatch):
     model = tiny("edsr")
     image = sample_image(40, 50)
     runner = Upscaler(model, device="cpu", precision="fp32", tile="auto", tile_pad="full")
-    assert runner.tile_size(40, 50) is None  # 1 GiB holds a tiny image whole
-    per_pixel = runner._bytes_per_pixel
-    monkeypatch.setattr(upscaler, "CPU_ACTIVATION_BUDGET", per_pixel * 30 * 30)
+    assert runner.tile_size(40, 50) is None  # a tiny image fits any budget
+    per_pixel = runner._runner_bytes_per_pixel()
+    budgets = MemoryBudget(whole=per_pixel * 40 * 49, tile=per_pixel * 30 * 30)
+    monkeypatch.setattr(upscaler, "memory_budget", lambda device: budgets)
+    assert runner.tile_size(40, 49) is None
     pad = theoretical_radius(model)
     assert runner.tile_size(40, 50) == max(upscaler.MIN_TILE, 30 - 2 * pad)
     whole = upscale(model, image, tile=None)
     assert (runner.upscale(image) - whole).abs().max() <= 1e-4
-
-
-def test_auto_tile_on_cpu_also_respects_available_ram(monkeypatch):
-    """A machine with little free RAM gets smaller tiles than the fixed CPU budget allows."""
-    model = tiny("edsr")
-    runner = Upscaler(model, device="cpu", precision="fp32", tile="auto", tile_pad="full")
-    assert runner.tile_size(40, 50) is None
-    per_pixel = runner._bytes_per_pixel
-    monkeypatch.setattr(upscaler, "available_ram_bytes", lambda: per_pixel * 30 * 30 / upscaler.RAM_FRACTION)
-    assert runner.tile_size(40, 50) == max(upscaler.MIN_TILE, 30 - 2 * theoretical_radius(model))
-    monkeypatch.setattr(upscaler, "available_ram_bytes", lambda: None)  # unreadable: the fixed budget
-    assert runner.tile_size(40, 50) is None
+    assert (runner.last_tile_size, runner.last_tile_pad) == (max(upscaler.MIN_TILE, 30 - 2 * pad), pad)
 
 
 def test_progress_callback_counts_tiles():

@@ -18,6 +18,7 @@ TINY = {
     "srgan": dict(num_blocks=2, num_features=8),
     "esrgan": dict(num_blocks=1, num_features=8, growth=4),
     "dsgan": dict(num_blocks=2, num_features=8),
+    "srvgg": dict(num_convs=2, num_features=8),
 }
 
 
@@ -35,7 +36,7 @@ def test_forward_shape_every_scale(name: str) -> None:
         expected = 1 if name == "dsgan" else scale
         with torch.no_grad():
             assert model(x).shape == (2, 3, 12 * expected, 10 * expected), (name, scale)
-        assert model.config["num_blocks"] == TINY[name]["num_blocks"]
+        assert all(model.config[key] == value for key, value in TINY[name].items())
 
 
 def test_paper_hyperparameters_are_defaults() -> None:
