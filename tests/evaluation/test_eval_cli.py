@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -11,12 +12,23 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from synthetic import synthetic_image
 
 from srcli.checkpoints import registry
 from srcli.checkpoints.io import save_model
-from srcli.evaluation.datasets import ImagePair, load_pair
-from srcli.evaluation.evaluate import EvalError, ModelSpec, evaluate, results_json
+from srcli.evaluation.datasets import ImagePair, load_pair, read_rgb
+from srcli.evaluation.evaluate import (
+    CSV_FIELDS,
+    EvalError,
+    ModelSpec,
+    bicubic_runner,
+    evaluate,
+    results_csv,
+    results_json,
+    results_markdown,
+)
 from srcli.evaluation.metrics import psnr, ssim
+from srcli.evaluation.niqe import niqe
 from srcli.imresize import imresize, quantize
 
 
@@ -103,7 +115,7 @@ def test_identical_images_give_inf_and_json_null(tmp_path: Path) -> None:
 def test_cli_bicubic_prints_table_and_writes_json_and_csv(tiny_set: Path, tmp_path: Path) -> None:
     json_path, csv_path = tmp_path / "out" / "r.json", tmp_path / "r.csv"
     result = run_cli(str(tiny_set), "--model", "bicubic", "-x", "2", "-x", "3", "--per-image",
-                     "--json", str(json_path), "--csv", str(csv_path), "--quiet")
+                     "--json-file", str(json_path), "--csv", str(csv_path), "--quiet")
     assert result.exit_code == 0, result.output
     assert "Mean PSNR" in result.output and "tiny PSNR" in result.output and "img1" in result.output
     data = json.loads(json_path.read_text())["results"]
@@ -158,13 +170,41 @@ def test_a_model_missing_one_of_several_scales_is_skipped_there(tiny_set: Path, 
     assert len(skipped) == 1
 
 
-def test_without_a_model_it_measures_the_default_model_beside_bicubic(tiny_set: Path, tmp_path: Path) -> None:
+def ship_default_model(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weights folder whose only SR model is a tiny x2 network under the default name."""
+    from srcli.checkpoints.shipped import sha256_of, write_manifest
+    from srcli.defaults import DEFAULT_MODEL
+
+    folder.mkdir()
+    torch.manual_seed(0)
+    path = save_model(registry.build("edsr", scale=2, num_blocks=1, num_features=8), folder / "default_x2.safetensors")
+    write_manifest([{"name": DEFAULT_MODEL, "architecture": "edsr", "file": path.name, "scales": [2],
+                     "sha256": sha256_of(path), "parameters": 1, "metrics": {}}], folder)
+    monkeypatch.setenv("SRCLI_WEIGHTS", str(folder))
+
+
+def test_without_a_model_it_measures_the_default_model_beside_bicubic(tiny_set: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from srcli.defaults import DEFAULT_MODEL
+
+    ship_default_model(tmp_path / "weights", monkeypatch)
     json_path = tmp_path / "r.json"
-    result = run_cli(str(tiny_set), "-x", "2", "--device", "cpu", "--json", str(json_path), "--quiet")
+    result = run_cli(str(tiny_set), "-x", "2", "--device", "cpu", "--json-file", str(json_path), "--quiet")
     assert result.exit_code == 0, result.output
     data = json.loads(json_path.read_text())["results"]
-    assert [(r["model"], r["scale"]) for r in data] == [("bicubic", 2), ("edsr", 2)]
+    assert [(r["model"], r["scale"]) for r in data] == [("bicubic", 2), (DEFAULT_MODEL, 2)]
     assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in data)
+
+
+def test_json_prints_one_record_per_result_on_stdout(tiny_set: Path, tiny_weights: Path) -> None:
+    result = run_cli(str(tiny_set), "-m", "bicubic", "--weights", str(tiny_weights),
+                     "-x", "2", "--tile", "none", "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["model"], r["scale"]) for r in records] == [("bicubic", 2), ("tiny_x2", 2)]
+    assert all("images" not in r and math.isfinite(r["psnr"]) for r in records)
+    old_habit = run_cli(str(tiny_set), "-m", "bicubic", "--json", "out.json")
+    assert old_habit.exit_code == 2 and "--json-file FILE" in old_habit.output
 
 
 @pytest.mark.parametrize("args", [
@@ -172,6 +212,10 @@ def test_without_a_model_it_measures_the_default_model_beside_bicubic(tiny_set: 
     ["{set}", "--model", "bicubic", "-x", "2", "--border", "20"],
     ["{set}", "--weights", "{tmp}/missing.safetensors"],
     ["{set}", "--weights", "{weights}", "-x", "3"],
+    ["{set}", "--model", "none"],
+    ["{set}", "--model", "input", "--metric", "psnr,niqe"],
+    ["{set}", "--model", "bicubic", "--metric", "lpips"],
+    ["{set}", "--model", "bicubic", "--metric", "psnr,sharpness"],
 ])
 def test_user_errors_are_one_line_without_traceback(args: list[str], tiny_set: Path, tiny_weights: Path,
                                                     tmp_path: Path) -> None:
@@ -187,3 +231,115 @@ def test_missing_dataset_message_names_the_places(tmp_path: Path) -> None:
     result = run_cli("Set14", "--model", "bicubic", "--data-root", str(tmp_path / "root"))
     assert result.exit_code == 1
     assert str(tmp_path / "root") in result.stderr and "LR_bicubic" in result.stderr
+
+
+# ----------------------------------------------------------------------------- NIQE
+
+
+def make_photos(folder: Path, sizes: tuple[tuple[int, int], ...] = ((100, 200), (120, 110), (40, 60))) -> Path:
+    """LR 'photos' (no HR anywhere): two NIQE can score once upscaled, one too small even then."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (height, width) in enumerate(sizes):
+        Image.fromarray(synthetic_image(10 + index, height, width)).save(folder / f"photo{index}.png")
+    return folder
+
+
+def test_niqe_alone_upscales_the_images_given_and_scores_the_output(tmp_path: Path) -> None:
+    photos = make_photos(tmp_path / "photos")
+    bicubic, given = evaluate([photos], ["bicubic", "input"], [2], metrics="niqe")
+    assert (bicubic.model, given.model) == ("bicubic", "none")
+    assert bicubic.metrics == given.metrics == ("niqe",) and not bicubic.reference
+    assert bicubic.layout == "images as inputs, no reference"
+    assert (bicubic.border, given.border, given.parameters) == (2, 0, None)
+    for index, name in enumerate(["photo0", "photo1"]):
+        image = read_rgb(photos / f"{name}.png").float()
+        assert bicubic.images[index].niqe == pytest.approx(niqe(bicubic_runner(2)(image), crop_border=2))
+    assert given.images[0].niqe == pytest.approx(niqe(read_rgb(photos / "photo0.png")))
+    assert math.isnan(given.images[1].niqe)  # 120x110: one 96x96 block, too few to fit a covariance
+    assert (bicubic.niqe_unscored, given.niqe_unscored) == (1, 2)
+    assert bicubic.niqe == pytest.approx((bicubic.images[0].niqe + bicubic.images[1].niqe) / 2)
+    assert given.niqe == given.images[0].niqe
+    assert all(math.isnan(image.psnr) for image in bicubic.images)
+    data = json.loads(results_json([bicubic, given]))["results"]
+    assert data[0]["metrics"] == ["niqe"] and data[0]["niqe_unscored"] == 1
+    assert "psnr" not in data[0] and "ssim" not in data[0] and "psnr" not in data[0]["images"][0]
+    assert data[0]["images"][2]["niqe"] is None and data[0]["niqe"] == pytest.approx(bicubic.niqe)
+    rows = list(csv.reader(io.StringIO(results_csv([bicubic, given]))))
+    assert rows[0] == ["dataset", "model", "scale", "image", "niqe", "seconds", "border", "channel", "path"]
+    assert rows[3][3:5] == ["photo2", "nan"] and float(rows[4][4]) == pytest.approx(bicubic.niqe)
+    assert results_markdown([bicubic, given]).splitlines()[0] == \
+        "| model | scale | parameters | photos NIQE | ms per output MP |"
+
+
+def test_niqe_alone_reads_only_the_lr_side_of_a_paired_dataset(tmp_path: Path) -> None:
+    make_photos(tmp_path / "paired" / "lr" / "X2", sizes=((100, 200),))
+    hr = tmp_path / "paired" / "hr"
+    hr.mkdir()
+    (hr / "photo0.png").write_bytes(b"not an image: never read without PSNR/SSIM")
+    [result] = evaluate([tmp_path / "paired"], ["bicubic"], [2], metrics=["niqe"])
+    assert result.layout.endswith("LR images only, no reference")
+    lr = read_rgb(tmp_path / "paired" / "lr" / "X2" / "photo0.png").float()
+    assert result.images[0].niqe == pytest.approx(niqe(bicubic_runner(2)(lr), crop_border=2))
+
+
+def test_niqe_beside_psnr_scores_the_same_sr_images(tmp_path: Path) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    Image.fromarray(synthetic_image(20, 192, 208)).save(folder / "a.png")
+    [result] = evaluate([folder], ["bicubic"], [2], metrics="psnr, ssim ,niqe")
+    lr, hr = load_pair(ImagePair("a", folder / "a.png"), 2)
+    sr = bicubic_runner(2)(lr)
+    assert result.images[0].psnr == pytest.approx(psnr(sr, hr, border=2))
+    assert result.images[0].niqe == pytest.approx(niqe(sr, crop_border=2))
+    assert result.metrics == ("psnr", "ssim", "niqe") and result.reference
+
+
+def test_metric_names_are_checked_before_any_work(tiny_set: Path) -> None:
+    with pytest.raises(EvalError, match="unknown metric 'psnrr'"):
+        evaluate([tiny_set], ["bicubic"], [2], metrics="psnrr")
+    with pytest.raises(EvalError, match="docs/metrics.md"):
+        evaluate([tiny_set], ["bicubic"], [2], metrics=["niqe", "pi"])
+    with pytest.raises(EvalError, match="no-reference metric"):
+        evaluate([tiny_set], ["bicubic", "none"], [2], metrics="ssim,niqe")
+
+
+def test_default_reports_have_no_niqe(tiny_set: Path) -> None:
+    results = evaluate([tiny_set], ["bicubic"], [2])
+    assert results_csv(results).splitlines()[0] == ",".join(CSV_FIELDS)
+    data = json.loads(results_json(results))["results"][0]
+    assert "niqe" not in data and "niqe" not in data["images"][0] and data["metrics"] == ["psnr", "ssim"]
+
+
+def test_cli_niqe_of_photos_as_they_are_and_upscaled(tmp_path: Path) -> None:
+    photos = make_photos(tmp_path / "photos")
+    csv_path, table = tmp_path / "r.csv", tmp_path / "r.md"
+    result = run_cli(str(photos), "-m", "none", "-m", "bicubic", "--metric", "niqe", "-x", "2", "--per-image",
+                     "--csv", str(csv_path), "--markdown", str(table), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Mean NIQE on Y" in result.output and "photos NIQE" in result.output and "PSNR" not in result.output
+    assert "none NIQE" in result.output and "n/a" in result.output and "not scored" in result.output
+    assert "images as inputs, no reference" in result.output
+    expected = evaluate([photos], ["bicubic"], [2], metrics="niqe")[0].niqe
+    assert f"{expected:.3f}" in result.output
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [row["model"] for row in rows] == ["none"] * 4 + ["bicubic"] * 4 and "psnr" not in rows[0]
+    lines = table.read_text().splitlines()
+    assert lines[0] == "| model | scale | parameters | photos NIQE | ms per output MP |"
+    assert lines[3].startswith(f"| bicubic | x2 | - | {expected:.3f} |")
+
+
+def test_cli_psnr_ssim_and_niqe_together(tmp_path: Path) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    Image.fromarray(synthetic_image(21, 192, 208)).save(folder / "a.png")
+    json_path, table = tmp_path / "r.json", tmp_path / "r.md"
+    result = run_cli(str(folder), "-m", "bicubic", "--metric", "psnr,ssim", "--metric", "niqe", "-x", "2",
+                     "--json-file", str(json_path), "--markdown", str(table), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Mean PSNR (dB) / SSIM on Y, NIQE on Y" in result.output and "big NIQE" in result.output
+    data = json.loads(json_path.read_text())["results"][0]
+    assert set(data["images"][0]) >= {"psnr", "ssim", "niqe"} and data["niqe_unscored"] == 0
+    assert table.read_text().splitlines()[0] == \
+        "| model | scale | parameters | big PSNR / SSIM (Y) / NIQE | ms per output MP |"
+    cells = table.read_text().splitlines()[2].split(" | ")[3].split(" / ")
+    assert cells == [f"{data['psnr']:.2f}", f"{data['ssim']:.4f}", f"{data['niqe']:.3f}"]
