@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from ..train.config import FAMILIES
-from .common import handle_errors
+from ..train.config import ESRGAN_GAN_STAGE, FAMILIES, FAMILY_DEFAULTS, TrainConfig
+from .common import OneLineUsageError, handle_errors
 from .realworld_options import parse_realworld, realworld_option
 
 
@@ -22,6 +22,26 @@ def _number_list(text: str | None, convert: type[int] | type[float], flag: str) 
         raise click.BadParameter(f"expected comma-separated {kind}, got {text!r}", param_hint=flag) from None
 
 
+def _value_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_value_text(item) for item in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def default_text(key: str) -> str:
+    """``default 16``, or ``family default: edsr 2, mdsr 2, srresnet 4, ...`` read from FAMILY_DEFAULTS.
+
+    Why generated: help text with hand-copied numbers goes stale when a family's defaults change.
+    """
+    base = getattr(TrainConfig(), key)
+    values = {family: FAMILY_DEFAULTS[family].get(key, base) for family in FAMILIES}
+    gan_stage = f"; esrgan --stage gan {_value_text(ESRGAN_GAN_STAGE[key])}" if key in ESRGAN_GAN_STAGE else ""
+    if len({_value_text(value) for value in values.values()}) == 1:
+        return f"default {_value_text(base)}{gan_stage}"
+    listed = ", ".join(f"{family} {_value_text(value)}" for family, value in values.items())
+    return f"family default: {listed}{gan_stage}"
+
+
 @click.command("train")
 @click.argument("family", type=click.Choice(FAMILIES))
 @click.option("--data", "--target", "data", multiple=True, type=click.Path(), help="HR training images (folder or file); repeatable. For dsgan: the clean HR domain.")
@@ -30,21 +50,28 @@ def _number_list(text: str | None, convert: type[int] | type[float], flag: str) 
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of options (command line wins).")
 @click.option("--out", type=click.Path(), help="Run directory (default runs/FAMILY).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory exactly where it stopped.")
-@click.option("-x", "--scale", type=int)
+@click.option("--overwrite", is_flag=True,
+              help="Start afresh in a --out folder that holds a run: deletes its checkpoint, log and best weights "
+                   "(without it, or --resume, such a folder is refused).")
+@click.option("-x", "--scale", type=int, help=f"Upscaling factor the network learns ({default_text('scale')}).")
 @click.option("--scales", help="mdsr: comma-separated scales (default 2,3,4).")
 @click.option("--stage", type=click.Choice(["psnr", "gan"]), help="esrgan: psnr pre-training or gan stage.")
-@click.option("--iters", type=int, help="Total iterations.")
+@click.option("--iters", type=int,
+              help=f"Total training iterations ({default_text('iters')}); --time-budget may stop the run sooner.")
 @click.option("--time-budget", help="Stop cleanly with a checkpoint after this wall-clock time (e.g. 2h, 90m).")
-@click.option("--batch", type=int)
-@click.option("--patch", type=int, help="LR patch side in pixels.")
-@click.option("--lr", type=float)
-@click.option("--milestones", help="Comma-separated iterations where the learning rate is multiplied by --gamma (with --resume: only steps still ahead may move).")
-@click.option("--gamma", type=float)
-@click.option("--seed", type=int)
+@click.option("--batch", type=int, help=f"Patches per iteration ({default_text('batch')}).")
+@click.option("--patch", type=int, help=f"LR patch side in pixels; the HR patch is this times the scale "
+                                        f"({default_text('patch')}).")
+@click.option("--lr", type=float, help=f"Adam learning rate ({default_text('lr')}).")
+@click.option("--milestones", help="Comma-separated iterations where the learning rate is multiplied by --gamma "
+                                   f"(with --resume: only steps still ahead may move; {default_text('milestones')}).")
+@click.option("--gamma", type=float, help=f"Learning-rate factor at each milestone ({default_text('gamma')}).")
+@click.option("--seed", type=int, help=f"Seed of initialisation, patch sampling and augmentation "
+                                       f"({default_text('seed')}).")
 @click.option("--blocks", type=int, help="Residual / RRDB block count.")
 @click.option("--features", type=int, help="Feature channels.")
 @click.option("--init", type=click.Path(dir_okay=False), help="Initialise from weights (edsr x3/x4 from x2: all but the tail).")
-@click.option("--pixel-loss", type=click.Choice(["l1", "mse"]))
+@click.option("--pixel-loss", type=click.Choice(["l1", "mse"]), help=f"Pixel loss ({default_text('pixel_loss')}).")
 @click.option("--perceptual", type=click.Choice(["vgg", "dfeat", "none"]), help="GAN stages: VGG19 features, discriminator features, or none.")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), help="torchvision vgg19 state dict for the perceptual loss.")
 @click.option("--pixel-weight", type=float, help="Weight of the pixel loss (GAN stages: ESRGAN 1e-2, SRGAN 0).")
@@ -77,19 +104,33 @@ def _number_list(text: str | None, convert: type[int] | type[float], flag: str) 
 @click.option("--hr-rescale", help="Comma-separated size factors in (0, 1]: train on each HR image at these sizes "
                                    "(e.g. 1,0.8,0.6; scale augmentation as in VDSR, and shrinking fades JPEG "
                                    "artefacts of the photos). Default 1.")
-@click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]))
-@click.option("--workers", type=int, help="DataLoader worker processes.")
-@click.option("--val-every", type=int)
-@click.option("--checkpoint-every", type=int)
+@click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]),
+              help="Mixed precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else off (default auto).")
+@click.option("--workers", type=int, help="DataLoader worker processes (default: 4 on CUDA, else 1; 0 = none).")
+@click.option("--val-every", type=int, help=f"Validate on --val every N iterations ({default_text('val_every')}).")
+@click.option("--checkpoint-every", type=int,
+              help=f"Write the resumable checkpoint every N iterations ({default_text('checkpoint_every')}).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--progress-every", default="60s", show_default=True, metavar="60s|5m|500it",
+              help="When output is not a terminal (nohup, CI): a progress line this often (time or iterations).")
+@click.option("--quiet", is_flag=True, help="No progress bar and no progress lines.")
 @handle_errors
-def train_command(family: str, config_file: str | None, resume: str | None, quiet: bool, scales: str | None,
-                  milestones: str | None, hr_rescale: str | None, data: tuple[str, ...], source: tuple[str, ...],
-                  realworld_settings: tuple[str, ...], **options: Any) -> None:
-    """Train a network family (paper defaults; every option can be overridden)."""
+def train_command(family: str, config_file: str | None, resume: str | None, overwrite: bool, quiet: bool,
+                  progress_every: str, scales: str | None, milestones: str | None, hr_rescale: str | None,
+                  data: tuple[str, ...], source: tuple[str, ...], realworld_settings: tuple[str, ...],
+                  **options: Any) -> None:
+    """Train a network family (paper defaults; every option can be overridden).
+
+    A terminal shows a progress bar; elsewhere a plain line every --progress-every says the
+    iteration, it/s, loss, last validation PSNR and the ETA (--iters or --time-budget, whichever
+    ends first).
+    """
     from ..train.config import load_toml, resolve_config
     from ..train.trainer import load_run_config, train
+
+    if resume and overwrite:
+        raise OneLineUsageError("--resume continues a run and --overwrite deletes it; give one")
+    every = _progress_every(progress_every)
 
     overrides: dict[str, Any] = dict(options)
     overrides["scales"] = _number_list(scales, int, "--scales")
@@ -117,10 +158,20 @@ def train_command(family: str, config_file: str | None, resume: str | None, quie
     else:
         file_values = load_toml(config_file) if config_file else {}
         config = resolve_config(family, file_values, overrides)
-    result = train(config, resume=bool(resume), progress=not quiet, echo=click.echo)
+    result = train(config, resume=bool(resume), progress=not quiet, echo=click.echo, overwrite=overwrite,
+                   progress_every=every)
     best = f", best val PSNR {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
     click.echo(f"{result.stopped_by} at iteration {result.iteration} after {result.seconds:.0f} s{best}; "
                f"checkpoint in {Path(result.run_dir) / 'checkpoints'}")
+
+
+def _progress_every(text: str) -> Any:
+    from ..train.progress import ProgressSettingError, parse_progress_every
+
+    try:
+        return parse_progress_every(text)
+    except ProgressSettingError as error:
+        raise click.BadParameter(str(error), param_hint="--progress-every") from None
 
 
 def _jpeg_quality(text: str | None) -> int | str | None:
@@ -133,7 +184,8 @@ def _jpeg_quality(text: str | None) -> int | str | None:
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .safetensors file.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .safetensors (weights with srcli metadata) or .pth/.pt (a plain torch state dict).")
 @click.option("--name", help="Model name in the manifest (default: file stem before _x).")
 @click.option("--which", type=click.Choice(["ema", "raw", "best"]), default="ema", show_default=True,
               help="EMA or raw generator of the last checkpoint, or the best-validation weights.")
@@ -152,9 +204,18 @@ def _jpeg_quality(text: str | None) -> int | str | None:
 def export_command(run_dir: str, output: str, name: str | None, which: str, license_name: str, no_manifest: bool,
                    notes: str | None, snapshot: str | None, scale: int | None, recalibrate_bn: int,
                    overwrite: bool) -> None:
-    """Write a run's generator with its metadata and add it to weights/manifest.json."""
-    from ..train.export import export_run
+    """Write a run's generator and add it to the manifest.json beside the output file.
 
+    The output's suffix picks the format: .safetensors keeps srcli's metadata, .pth/.pt is a
+    plain state dict that srcli (and other SR code) loads back.
+    """
+    from ..train.export import export_run, weights_format
+    from ..train.trainer import TrainError
+
+    try:
+        weights_format(output)
+    except TrainError as error:
+        raise OneLineUsageError(str(error)) from None
     if Path(output).exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
     entry = export_run(run_dir, output, name=name, which=which, license_name=license_name, manifest=not no_manifest,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..files import make_folder
 from ..imresize import imresize
 from .io import (
     DEFAULT_MAX_PIXELS,
@@ -52,6 +53,7 @@ class OutputOptions:
 class Job:
     source: Path
     relative: Path  # path below the input folder, kept in the output with --recursive
+    problem: str | None = None  # an input that names no file: reported as a failed record, the batch goes on
 
 
 @dataclass
@@ -71,26 +73,57 @@ class Record:
 
 
 def expand_inputs(inputs: list[str], recursive: bool = False) -> list[Job]:
-    """Files, folders (``recursive`` descends) and glob patterns -> jobs, in a stable order."""
+    """Files, folders (``recursive`` descends) and glob patterns -> jobs, in a stable order.
+
+    A path or pattern that names nothing becomes a job with a ``problem``: one typo among many
+    inputs is reported and the rest of the batch still runs. Only when nothing at all is left
+    to do is it an :class:`InputError` (a usage error).
+    """
     jobs: list[Job] = []
     for text in inputs:
-        path = Path(text)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            jobs.extend(Job(p, p.relative_to(path)) for p in files)
-        elif path.exists():
-            jobs.append(Job(path, Path(path.name)))
-        elif glob.has_magic(text):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=recursive) if Path(p).is_file())
-            if not matches:
-                raise InputError(f"no file matches {text!r}")
-            jobs.extend(Job(p, Path(p.name)) for p in matches)
-        else:
-            raise InputError(f"{text}: no such file or folder")
-    if not jobs:
-        raise InputError("no input images found (PNG, JPEG, WebP, BMP or TIFF)")
+        jobs.extend(_expand_one(text, recursive))
+    if not any(job.problem is None for job in jobs):
+        problems = [job.problem for job in jobs if job.problem]
+        raise InputError("; ".join(problems) if problems else "no input images found (PNG, JPEG, WebP, BMP or TIFF)")
     return jobs
+
+
+def _expand_one(text: str, recursive: bool) -> list[Job]:
+    path = Path(text)
+    if path.is_dir():
+        pattern = "**/*" if recursive else "*"
+        files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        return [Job(p, p.relative_to(path)) for p in files]
+    if path.exists():
+        return [Job(path, Path(path.name))]
+    if glob.has_magic(text):
+        matches = sorted(Path(p) for p in glob.glob(text, recursive=recursive) if Path(p).is_file())
+        if matches:
+            return [Job(p, Path(p.name)) for p in matches]
+        return [Job(path, Path(path.name), problem=f"no file matches {text!r}")]
+    return [Job(path, Path(path.name), problem=f"{text}: no such file or folder")]
+
+
+def runnable(jobs: list[Job]) -> int:
+    """How many jobs name a real file (what decides whether ``-o`` is one file or a folder)."""
+    return sum(job.problem is None for job in jobs)
+
+
+FileIdentity = tuple[int, int]
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """(device, inode): the same file under any spelling of its path, hard links included."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def input_identities(jobs: list[Job]) -> set[FileIdentity]:
+    """Every input file of the batch, so that no output replaces one, even with --overwrite."""
+    return {identity for job in jobs if job.problem is None and (identity := file_identity(job.source))}
 
 
 def output_is_file(output: str | None, job_count: int) -> bool:
@@ -107,7 +140,11 @@ def output_name(job: Job, model_name: str, scale_label: str, extension: str, suf
 
 
 def scale_label(scale: float, outscale: float | None) -> str:
-    return f"{outscale:g}" if outscale is not None else f"{scale:g}"
+    """``4``, or ``2_s3.5`` for ``-x 2 --outscale 3.5``: both factors, so ``-x 2 -s 3.5`` and
+    ``-x 4 -s 3.5`` (different pictures of the same size) never share a file name."""
+    if outscale is None or outscale == scale:
+        return f"{scale:g}"
+    return f"{scale:g}_s{outscale:g}"
 
 
 def resize_lanczos(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -151,7 +188,7 @@ def process_job(job: Job, target: Path, upscale: UpscaleFunction, scale: float, 
     rgb, alpha = upscale_loaded(image, upscale, scale, options)
     effective = options.outscale if options.outscale is not None else scale
     dpi = (image.dpi[0] * effective, image.dpi[1] * effective) if image.dpi else None
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent)
     write_image(target, rgb, alpha, bit_depth=image.bit_depth, format=extension_format,
                 icc_profile=image.icc_profile, dpi=dpi, quality=options.quality, overwrite=options.overwrite)
     height, width = image.rgb.shape[-2:]
@@ -184,26 +221,43 @@ def _probe(path: Path) -> tuple[str, bool]:
 
 
 def run_jobs(jobs: list[Job], upscale: UpscaleFunction, model_name: str, scale: float, options: OutputOptions,
-             on_done: Callable[[Record], None] = lambda record: None, job_count: int | None = None) -> list[Record]:
-    """Process jobs one by one; failures become records and the batch goes on."""
+             on_done: Callable[[Record], None] = lambda record: None, job_count: int | None = None,
+             protected: set[FileIdentity] | None = None) -> list[Record]:
+    """Process jobs one by one; failures become records and the batch goes on.
+
+    ``job_count``: runnable jobs in the whole batch (all ranks); ``protected``: identities of
+    every input file of the batch (default: these jobs'), which no output may replace.
+    """
     records = []
-    total = job_count if job_count is not None else len(jobs)
+    total = job_count if job_count is not None else runnable(jobs)
+    inputs = protected if protected is not None else input_identities(jobs)
     for job in jobs:
         try:
-            target, fmt = plan_target(job, model_name, scale, options, total)
-            if target.exists() and not options.overwrite:
-                if options.skip_existing:
-                    record = Record(str(job.source), str(target), "skipped")
-                else:
-                    record = Record(str(job.source), str(target), "failed",
-                                    f"{target} exists; pass --overwrite to replace or --skip-existing to keep it")
-            else:
-                record = process_job(job, target, upscale, scale, options, fmt)
+            record = _run_one(job, upscale, model_name, scale, options, total, inputs)
         except (ImageReadError, FileExistsError, ValueError, OSError) as error:
             record = Record(str(job.source), None, "failed", " ".join(str(error).split()))
         records.append(record)
         on_done(record)
     return records
+
+
+def _run_one(job: Job, upscale: UpscaleFunction, model_name: str, scale: float, options: OutputOptions,
+             total: int, inputs: set[FileIdentity]) -> Record:
+    """One job's record: a missing input, a refused or skipped target, or the written file."""
+    if job.problem is not None:
+        return Record(str(job.source), None, "failed", job.problem)
+    target, fmt = plan_target(job, model_name, scale, options, total)
+    if not target.exists():
+        return process_job(job, target, upscale, scale, options, fmt)
+    if file_identity(target) in inputs:
+        return Record(str(job.source), None, "failed",
+                      f"{target} is an input file; not replacing it (choose another -o or --suffix)")
+    if options.overwrite:
+        return process_job(job, target, upscale, scale, options, fmt)
+    if options.skip_existing:
+        return Record(str(job.source), str(target), "skipped")
+    return Record(str(job.source), None, "failed",
+                  f"{target} exists; pass --overwrite to replace or --skip-existing to keep it")
 
 
 @dataclass
@@ -223,11 +277,25 @@ def summarise(records: list[Record], seconds: float) -> Summary:
 
 
 def report_failures(records: list[Record]) -> None:
-    """One ``error: FILE: reason`` line per failed file on stderr (the batch itself went on)."""
+    """One ``error: FILE: reason`` line per failed file on stderr (the batch itself went on).
+
+    A message that names its input, or says what could not be done to which file (``cannot
+    write upscaled/a_edsr_x4.png: ...``), is shown as it is; others get the input's name first.
+    """
     for record in records:
         if record.status == "failed":
             message = record.error or "failed"
-            print(f"error: {message if record.input in message else f'{record.input}: {message}'}", file=sys.stderr)
+            named = record.input in message or message.startswith("cannot ")
+            print(f"error: {message if named else f'{record.input}: {message}'}", file=sys.stderr)
+
+
+def report_outputs(records: list[Record]) -> None:
+    """Where each file went: ``in/a.png -> upscaled/a_edsr_x4.png`` (stderr, beside the summary)."""
+    for record in records:
+        if record.status == "ok":
+            print(f"{record.input} -> {record.output}", file=sys.stderr)
+        elif record.status == "skipped":
+            print(f"{record.input} -> {record.output} (exists, skipped)", file=sys.stderr)
 
 
 def shard(jobs: list[Job], rank: int, world: int) -> list[Job]:

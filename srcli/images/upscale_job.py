@@ -2,16 +2,45 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..checkpoints.resolve import require_super_resolution, resolve_model
+from ..checkpoints.resolve import names_a_checkpoint, require_super_resolution, resolve_model
 from ..inference.device import pick_device
 from ..inference.upscaler import Upscaler
-from .batch import Job, OutputOptions, Record, Summary, report_failures, run_jobs, shard, summarise, world_info
+from .batch import (
+    Job,
+    OutputOptions,
+    Record,
+    Summary,
+    input_identities,
+    report_failures,
+    report_outputs,
+    run_jobs,
+    runnable,
+    shard,
+    summarise,
+    world_info,
+)
+
+
+def model_label(model: str | None, weights: str | None, resolved_name: str) -> str:
+    """The model part of output names: a weights file's stem, else the shipped name (or blend label).
+
+    Why the stem: ``--weights comic.pth`` is not the shipped esrgan, and naming its outputs
+    ``_esrgan_`` would collide with it. A trailing ``_x2`` in the stem is dropped because the
+    name gets the scale anyway (``mine_x2.pth`` -> ``a_mine_x2.png``, not ``a_mine_x2_x2.png``).
+    """
+    source = weights or (model if names_a_checkpoint(model) else None)
+    if source is None:
+        return resolved_name
+    stem = Path(source).stem
+    return re.sub(r"[_-]x\d+$", "", stem) or stem
 
 
 def gather_records(records: list[Record], world: int) -> list[Record]:
@@ -41,6 +70,7 @@ def run_upscale(jobs: list[Job], options: OutputOptions, *, model: str | None, s
     rank, world, local_rank = world_info()
     _init_distributed(world)
     resolved = require_super_resolution(resolve_model(model, scale, weights, alpha))
+    label = model_label(model, weights, resolved.name)
     upscaler = Upscaler(resolved.network, scale=resolved.scale, device=pick_device(device, local_rank),
                         precision=precision, tile=tile, tile_pad=tile_pad, ensemble=ensemble,
                         on_notice=lambda text: print(f"note: {text}", file=sys.stderr))
@@ -55,20 +85,24 @@ def run_upscale(jobs: list[Job], options: OutputOptions, *, model: str | None, s
     def done(record: Record) -> None:
         progress.image_done(record)
         if as_json and world == 1:
-            echo(json.dumps(record.to_dict()))
+            tiling = {"tile": upscaler.last_tile_size, "tile_pad": upscaler.last_tile_pad} if record.status == "ok" else {}
+            echo(json.dumps({**record.to_dict(), **tiling}))
 
     with progress:
-        records = run_jobs(mine, upscale, resolved.name, resolved.scale, options, on_done=done, job_count=len(jobs))
+        records = run_jobs(mine, upscale, label, resolved.scale, options, on_done=done, job_count=runnable(jobs),
+                           protected=input_identities(jobs))
     records = gather_records(records, world)
     summary = summarise(records, time.monotonic() - started)
     if rank == 0:
         if as_json and world > 1:
             for record in records:
                 echo(json.dumps(record.to_dict()))
+        if not quiet:
+            report_outputs(records)
         report_failures(records)
         if not quiet:
             print(f"{summary.succeeded} upscaled, {summary.skipped} skipped, {summary.failed} failed; "
-                  f"{summary.megapixels:.2f} MP in {summary.seconds:.1f} s with {resolved.name} x{resolved.scale} "
+                  f"{summary.megapixels:.2f} MP in {summary.seconds:.1f} s with {label} x{resolved.scale} "
                   f"on {upscaler.device} ({upscaler.precision})", file=sys.stderr)
     return summary
 

@@ -1,4 +1,4 @@
-"""Export a training run's (EMA) generator as shipped-style safetensors plus a manifest entry."""
+"""Export a training run's (EMA) generator as safetensors or a torch state dict, plus a manifest entry."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ from typing import Any
 
 import torch
 
-from ..checkpoints.io import read_state_dict, save_model
+from ..checkpoints.io import load_model, read_state_dict, save_model
 from ..checkpoints.shipped import read_manifest, same_network, same_slot, sha256_of, upsert_entry
+from ..files import atomic_write
 from ..nets.common import count_parameters
 from .batchnorm import batchnorm_layers, recalibrate_batchnorm
 from .config import TrainConfig, resolve_config
@@ -160,6 +161,55 @@ def _load_snapshot(path: Path, model: torch.nn.Module) -> tuple[str, int]:
     return metadata.get("weights", "generator"), int(metadata["iterations"])
 
 
+#: What ``-o``'s suffix asks for: safetensors (with srcli metadata) or a plain torch state dict.
+WEIGHT_FORMATS = {".safetensors": "safetensors", ".pth": "torch", ".pt": "torch"}
+
+
+def weights_format(path: str | Path) -> str:
+    """The format the file name asks for; anything else is refused rather than silently mislabelled."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in WEIGHT_FORMATS:
+        raise TrainError(f"{path}: name the output .safetensors (with srcli metadata) or .pth/.pt (a torch "
+                         f"state dict), not {suffix or 'no suffix'}")
+    return WEIGHT_FORMATS[suffix]
+
+
+def write_weights(model: torch.nn.Module, output: str | Path, extra: dict[str, Any]) -> Path:
+    """Write ``model`` in the format ``output``'s suffix names.
+
+    A ``.pth``/``.pt`` file holds the bare state dict (what other SR code loads), so srcli must
+    recognise the network from tensor names and shapes alone; it is read back here and refused
+    if that gives another network (the metadata lives in the manifest beside it either way).
+    """
+    output = Path(output)
+    if weights_format(output) == "safetensors":
+        return save_model(model, output, extra=extra)
+    state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(output, lambda temp: torch.save(state, temp))
+    if not _reads_back_as(output, model):
+        output.unlink(missing_ok=True)
+        raise TrainError(f"{output}: srcli cannot tell this {model.architecture} ({model.config}) from a bare "
+                         "state dict; export it as .safetensors, which keeps its settings")
+    return output
+
+
+#: Architectures with one tensor layout: a bare state dict of either reads back as the first.
+SAME_NETWORK = {"srgan": "srresnet"}
+
+
+def _reads_back_as(path: Path, model: torch.nn.Module) -> bool:
+    try:
+        loaded = load_model(path)
+    except ValueError:
+        return False
+    expected = SAME_NETWORK.get(model.architecture, model.architecture)
+    if loaded.architecture != expected or loaded.config != model.config:
+        return False
+    theirs = loaded.state_dict()
+    return all(key in theirs and torch.equal(theirs[key], value.cpu()) for key, value in model.state_dict().items())
+
+
 def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = None, which: str = "ema",
                license_name: str = "MIT", manifest: bool = True, notes: str | None = None,
                scale: int | None = None, snapshot: str | Path | None = None,
@@ -175,6 +225,7 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
     training distribution before writing (see :mod:`.batchnorm`); 0 ships them as trained.
     """
     run_dir = Path(run_dir)
+    weights_format(output)  # before any work
     config = load_run_config(run_dir)
     model = build_generator(config)
     if scale is not None:
@@ -199,8 +250,8 @@ def export_run(run_dir: str | Path, output: str | Path, *, name: str | None = No
         run_recipe["batchnorm_recalibration"] = recalibrate_run_batchnorm(model, config, recalibrate_bn)
     if notes:
         run_recipe["notes"] = notes
-    output = save_model(model.eval(), output, extra={"name": name, "recipe": run_recipe, "weights": key,
-                                                    "iterations": iteration})
+    output = write_weights(model.eval(), output, extra={"name": name, "recipe": run_recipe, "weights": key,
+                                                       "iterations": iteration})
     scales = list(getattr(model, "scales", (config.scale,)))
     entry = {
         "name": name,

@@ -8,6 +8,7 @@ import math
 import os
 import random
 import signal
+import sys
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -34,10 +35,12 @@ from ..nets.mdsr import MDSR
 from . import data as datamod
 from . import losses
 from .config import TrainConfig, config_from_json
-from .lineage import Lineage, lineage_of, write_lineage
+from .lineage import LINEAGE_FILE, Lineage, lineage_of, write_lineage
+from .progress import DEFAULT_PROGRESS_EVERY, ProgressEvery, TrainingProgress, progress_style
 
 CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.jsonl"
+BEST_NAME = "best.safetensors"
 
 
 class TrainError(RuntimeError):
@@ -168,12 +171,37 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def holds_a_run(run_dir: Path) -> bool:
+    """A folder with a checkpoint or a log: starting afresh there would silently mix two runs."""
+    return (run_dir / "checkpoints" / CHECKPOINT_NAME).is_file() or (run_dir / LOG_NAME).is_file()
+
+
+def check_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a fresh start in a folder that holds a run unless asked to continue or replace it."""
+    if resume and overwrite:
+        raise TrainError("--resume continues a run and --overwrite deletes it; give one")
+    if not resume and not overwrite and holds_a_run(run_dir):
+        raise TrainError(f"{run_dir} already holds a training run (checkpoint or log); continue it with "
+                         f"--resume {run_dir}, or pass --overwrite to delete its checkpoint and log and start afresh")
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete what a run wrote (checkpoint, log, best weights, lineage, curves); leave other files alone."""
+    for path in (run_dir / "checkpoints" / CHECKPOINT_NAME, run_dir / LOG_NAME, run_dir / BEST_NAME,
+                 run_dir / LINEAGE_FILE, run_dir / "curves.png"):
+        path.unlink(missing_ok=True)
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, *, progress: bool = True,
-                 echo: Callable[[str], None] = print, resume: bool = False) -> None:
+                 echo: Callable[[str], None] = print, resume: bool = False, overwrite: bool = False,
+                 progress_every: ProgressEvery = DEFAULT_PROGRESS_EVERY, style: str = "auto") -> None:
         self.config = config
         self.echo = echo
         self.show_progress = progress
+        self.progress_every = progress_every
+        self.style = style
+        self._overwrite = overwrite
         self.rank, self.world, self.local_rank = distributed_context()
         self.device = pick_device(config.device, self.local_rank)
         self.amp_dtype = resolve_amp(config.amp, self.device)
@@ -564,8 +592,9 @@ class Trainer:
             raise TrainError(f"cannot resume: {path} does not exist")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise TrainError(f"cannot resume from {path}: {str(error).splitlines()[0][:160]}") from None
+        except Exception as error:  # the whole first line: a cut message would hide the cause
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise TrainError(f"cannot resume from {path}: {first}") from None
         _unwrap(self.generator).load_state_dict(state["generator"])
         self.optimizer_g.load_state_dict(state["optimizer_g"])
         self.scheduler_g.load_state_dict(state["scheduler_g"])
@@ -586,7 +615,7 @@ class Trainer:
     def save_best(self) -> None:
         from ..checkpoints.io import save_model
 
-        save_model(self.eval_model(), self.run_dir / "best.safetensors",
+        save_model(self.eval_model(), self.run_dir / BEST_NAME,
                    extra={"iteration": self.iteration, "val_psnr": self.best_psnr})
 
     # -- loop -----------------------------------------------------------------------------------
@@ -628,9 +657,17 @@ class Trainer:
             return lambda: None
         return lambda: signal.signal(signal.SIGTERM, previous)
 
+    def _progress(self) -> TrainingProgress:
+        """Bar in a terminal, plain lines elsewhere, nothing when quiet (and on ranks other than 0)."""
+        style = progress_style(self.style, sys.stdout.isatty()) if self.show_progress and self.rank == 0 else "off"
+        return TrainingProgress(style, total=self.config.iters, start=self.iteration, budget=self.config.time_budget,
+                                every=self.progress_every, echo=self.echo)
+
     def run(self) -> TrainResult:
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._overwrite and self.rank == 0:
+            clear_run(self.run_dir)
         if self.rank == 0:
             (self.run_dir / "config.json").write_text(config.to_json(), encoding="utf-8")
             if self._lineage is not None:  # a fresh start from --init (a resume keeps the file)
@@ -644,7 +681,7 @@ class Trainer:
         started = time.monotonic()
         stopped_by = "finished"
         restore_signal = self._install_signal_handler()
-        progress = _Progress(self.show_progress and self.rank == 0, config.iters, self.iteration)
+        progress = self._progress()
         window: dict[str, float] = {}
         window_count = 0
         window_start = time.monotonic()
@@ -660,7 +697,6 @@ class Trainer:
                     for key, value in logs.items():
                         window[key] = window.get(key, 0.0) + value
                     window_count += 1
-                    progress.update(self.iteration, logs)
                     if self.iteration % config.log_every == 0 or self.iteration == config.iters:
                         elapsed = time.monotonic() - window_start
                         record = {"iteration": self.iteration, "lr": self.optimizer_g.param_groups[0]["lr"],
@@ -671,10 +707,11 @@ class Trainer:
                     if self.validation and (self.iteration % config.val_every == 0 or self.iteration == config.iters):
                         metrics = self.validate()
                         self._log({"iteration": self.iteration, **metrics})
-                        progress.note(f"val PSNR {metrics['val_psnr']:.3f} dB")
+                        progress.validated(self.iteration, metrics["val_psnr"])
                         if self.best_psnr is None or metrics["val_psnr"] > self.best_psnr:
                             self.best_psnr = metrics["val_psnr"]
                             self.save_best()
+                    progress.update(self.iteration, logs)  # after validation, so a line shows its result
                     if self.iteration % config.checkpoint_every == 0:
                         self.save_checkpoint()
                     if config.time_budget is not None and time.monotonic() - started >= config.time_budget:
@@ -707,49 +744,6 @@ def _worker_init(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class _Progress:
-    """A rich progress bar with it/s, losses and validation PSNR (silent when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int) -> None:
-        self.enabled = enabled
-        self.extra = ""
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-        self.bar.start()
-        self.task = self.bar.add_task("train", total=total, completed=start, rate="", info="")
-        self.last = time.monotonic()
-        self.last_iteration = start
-
-    def update(self, iteration: int, logs: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        rate = (iteration - self.last_iteration) / (now - self.last)
-        self.last, self.last_iteration = now, iteration
-        info = " ".join(f"{k} {v:.4g}" for k, v in logs.items())
-        self.bar.update(self.task, completed=iteration, rate=f"{rate:.2f} it/s", info=f"{info} {self.extra}")
-
-    def note(self, text: str) -> None:
-        self.extra = text
-
-    def close(self) -> None:
-        if self.enabled:
-            self.bar.stop()
-
-
 def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
     """The records of a run's log.jsonl (empty when it has none): training windows, validations, resumes."""
     path = Path(run_dir) / LOG_NAME
@@ -766,7 +760,15 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
-          echo: Callable[[str], None] = print) -> TrainResult:
-    """Train (or resume) a run; returns when done, out of time budget, or interrupted."""
-    trainer = Trainer(config, progress=progress, echo=echo, resume=resume)
+          echo: Callable[[str], None] = print, overwrite: bool = False,
+          progress_every: ProgressEvery = DEFAULT_PROGRESS_EVERY, style: str = "auto") -> TrainResult:
+    """Train (or resume) a run; returns when done, out of time budget, or interrupted.
+
+    A fresh start in a folder that holds a run is refused unless ``overwrite`` (which deletes
+    its checkpoint and log once the new run is set up). ``style``: auto (a bar in a terminal,
+    plain lines every ``progress_every`` elsewhere), bar or lines; ``progress=False`` is silent.
+    """
+    check_run_folder(Path(config.out), resume, overwrite)
+    trainer = Trainer(config, progress=progress, echo=echo, resume=resume, overwrite=overwrite,
+                      progress_every=progress_every, style=style)
     return trainer.run()

@@ -623,6 +623,7 @@ def test_export_recalibrates_batchnorm_reproducibly_and_records_it(image_folder:
     entry = export_run(tmp_path / "run", tmp_path / "b" / "srresnet_x2.safetensors", recalibrate_bn=3)
     again = export_run(tmp_path / "run", tmp_path / "c" / "srresnet_x2.safetensors", recalibrate_bn=3)
     assert entry["recipe"]["batchnorm_recalibration"]["batches"] == 3
+    assert again["recipe"]["batchnorm_recalibration"] == entry["recipe"]["batchnorm_recalibration"]
     assert "batchnorm_recalibration" not in plain["recipe"]
     before, _ = read_state_dict(tmp_path / "a" / "srresnet_x2.safetensors")
     after, _ = read_state_dict(tmp_path / "b" / "srresnet_x2.safetensors")
