@@ -6,20 +6,11 @@ from pathlib import Path
 
 from torch import nn
 
-from ..defaults import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL, INTERPOLATION_PAIRS
 from ..nets.mdsr import MDSR, MDSRAtScale
-from .interpolate import check_alpha, interpolate_models
+from .interpolate import check_alpha, denoise_strength_blend, interpolate_models
 from .io import load_model
-from .shipped import MissingScale, WeightsError, find_entry, load_entry, load_shipped
-
-#: (PSNR-oriented, GAN) pairs that ``--alpha`` blends, keyed by either name.
-INTERPOLATION_PAIRS = {
-    "esrgan": ("esrgan-psnr", "esrgan"),
-    "esrgan-psnr": ("esrgan-psnr", "esrgan"),
-    "srgan": ("srresnet", "srgan"),
-    "srresnet": ("srresnet", "srgan"),
-}
-
+from .shipped import MissingScale, WeightsError, canonical_name, find_entry, load_entry, load_shipped
 
 #: File suffixes that make ``--model`` mean a checkpoint path rather than a shipped name.
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".tar")
@@ -77,11 +68,11 @@ def resolve_model(model: str | None = None, scale: int | None = None, weights: s
         model, weights = Path(model).stem, model
     if weights:
         if alpha is not None:
-            raise ModelChoiceError("--alpha blends a shipped pair; with your own files use 'srcli interpolate' first")
+            return _blend_with_twin(weights, scale, check_alpha(alpha), model)
         network = load_model(weights)
         network, scale = at_scale(network, scale, weights)
         return ResolvedModel(network, model or getattr(network, "architecture", "model"), scale, weights)
-    name = model or DEFAULT_MODEL
+    name = canonical_name(model or DEFAULT_MODEL)  # outputs are named after what ran
     if alpha is not None:
         return _blend(name, scale, check_alpha(alpha))
     network, entry = load_shipped(name, scale)
@@ -89,11 +80,51 @@ def resolve_model(model: str | None = None, scale: int | None = None, weights: s
     return ResolvedModel(network, name, scale, str(entry.path))
 
 
-def _blend(name: str, scale: int | None, alpha: float) -> ResolvedModel:
+def interpolation_pair(name: str) -> tuple[str, str]:
+    """(PSNR, GAN) shipped names that ``--alpha`` blends for ``name``; both must be installed."""
+    name = canonical_name(name)
     if name not in INTERPOLATION_PAIRS:
         pairs = ", ".join(sorted({pair[1] for pair in INTERPOLATION_PAIRS.values()}))
         raise ModelChoiceError(f"--alpha needs a model with a PSNR/GAN pair ({pairs}), not {name}")
-    psnr_name, gan_name = INTERPOLATION_PAIRS[name]
+    return INTERPOLATION_PAIRS[name]
+
+
+def default_interpolation_pair() -> tuple[str, str]:
+    """The photo ESRGAN pair once its GAN stage is shipped, else the bicubic one."""
+    from .shipped import entries
+
+    shipped = {entry.name for entry in entries()}
+    for gan in ("esrgan-photo", "esrgan-bicubic"):
+        if set(INTERPOLATION_PAIRS[gan]) <= shipped:
+            return INTERPOLATION_PAIRS[gan]
+    return INTERPOLATION_PAIRS["esrgan-photo"]
+
+
+#: Real-ESRGAN's compact general model and its weak-denoise twin: ``--alpha`` is its ``-dn``.
+DENOISE_TWINS = ("realesr-general-x4v3", "realesr-general-wdn-x4v3")
+
+
+def _blend_with_twin(weights: str, scale: int | None, alpha: float, label: str | None) -> ResolvedModel:
+    """``--weights realesr-general-x4v3.pth --alpha d`` blends it with the wdn file beside it, as
+    Real-ESRGAN's ``-dn d`` does: d * general + (1 - d) * wdn. Other files have no known twin."""
+    path = Path(weights)
+    general, weak = DENOISE_TWINS
+    if general not in path.name and weak not in path.name:
+        raise ModelChoiceError("--alpha with --weights works for Real-ESRGAN's realesr-general-x4v3 (blended with "
+                               "realesr-general-wdn-x4v3 beside it); for other files use 'srcli interpolate' first")
+    general_path = path.with_name(path.name.replace(weak, general))
+    weak_path = path.with_name(path.name.replace(general, weak) if weak not in path.name else path.name)
+    missing = [str(p) for p in (general_path, weak_path) if not p.is_file()]
+    if missing:
+        raise ModelChoiceError(f"--alpha blends {general_path.name} with {weak_path.name}; missing {', '.join(missing)}")
+    blended = denoise_strength_blend(load_model(str(general_path)), load_model(str(weak_path)), alpha)
+    network, chosen = at_scale(blended, scale, str(general_path))
+    name = f"{label or general}-dn{alpha:g}"
+    return ResolvedModel(network, name, chosen, f"{general_path.name} <-> {weak_path.name} at denoise strength {alpha:g}")
+
+
+def _blend(name: str, scale: int | None, alpha: float) -> ResolvedModel:
+    psnr_name, gan_name = interpolation_pair(name)
     psnr_entry, gan_entry = find_entry(psnr_name, scale), find_entry(gan_name, scale)
     blended = interpolate_models(load_entry(psnr_entry), load_entry(gan_entry), alpha)
     network, chosen = at_scale(blended, scale, gan_entry.file)

@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from ..defaults import ALIASES
 from ..files import atomic_write
 from .io import CheckpointError, model_from_state_dict, state_dict_from_bytes
 
@@ -101,9 +102,24 @@ def entries() -> list[WeightsEntry]:
             for e in read_manifest()]
 
 
+def canonical_name(name: str, installed: list[WeightsEntry] | None = None) -> str:
+    """``esrgan`` -> the first of its alias candidates that is shipped; other names unchanged.
+
+    A weights folder that ships an entry under the plain name itself (an older manifest,
+    ``$SRCLI_WEIGHTS``) keeps it: the user's own files win over the alias."""
+    if name not in ALIASES:
+        return name
+    shipped = {e.name for e in (entries() if installed is None else installed)}
+    if name in shipped:
+        return name
+    return next((candidate for candidate in ALIASES[name] if candidate in shipped), ALIASES[name][0])
+
+
 def find_entry(name: str, scale: int | None = None) -> WeightsEntry:
-    """The shipped file for ``name`` at ``scale`` (or the only/largest scale when not given)."""
-    candidates = [e for e in entries() if e.name == name]
+    """The shipped file for ``name`` (or what it stands for) at ``scale`` (or the largest scale when not given)."""
+    installed = entries()
+    name = canonical_name(name, installed)
+    candidates = [e for e in installed if e.name == name]
     if not candidates:
         shipped = sorted({e.name for e in entries()})
         listing = ", ".join(shipped) if shipped else "none are installed"

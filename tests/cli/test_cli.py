@@ -30,12 +30,14 @@ def tiny_edsr(path: Path, scale: int = 2, seed: int = 0) -> Path:
 
 @pytest.fixture
 def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A weights folder with tiny edsr x2/x4 and an esrgan-psnr/esrgan pair, like the real one."""
+    """A weights folder like the real one, with tiny networks: the default edsr-photo x2/x4, edsr x2/x4
+    (bicubic-trained) and the esrgan-bicubic-psnr/esrgan-bicubic pair."""
     folder = tmp_path / "weights"
     folder.mkdir()
     entries = []
-    for name, arch, scale, seed in (("edsr", "edsr", 2, 0), ("edsr", "edsr", 4, 1), ("esrgan-psnr", "esrgan", 4, 2),
-                                    ("esrgan", "esrgan", 4, 3)):
+    for name, arch, scale, seed in (("edsr-photo", "edsr", 2, 0), ("edsr-photo", "edsr", 4, 1), ("edsr", "edsr", 2, 4),
+                                    ("edsr", "edsr", 4, 5), ("esrgan-bicubic-psnr", "esrgan", 4, 2),
+                                    ("esrgan-bicubic", "esrgan", 4, 3)):
         torch.manual_seed(seed)
         config = dict(scale=scale, num_blocks=1, num_features=8)
         if arch == "esrgan":
@@ -71,9 +73,10 @@ def test_help_and_usage_errors() -> None:
 
 def test_models_lists_architectures_and_weights(shipped: Path) -> None:
     result = run("models", "--json")
-    data = json.loads(result.output)
-    assert {row["name"] for row in data["architectures"]} == set(registry.ARCHITECTURES)
-    assert {row["name"] for row in data["weights"]} == {"edsr", "esrgan", "esrgan-psnr"}
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert {row["name"] for row in records if row["kind"] == "architecture"} == set(registry.ARCHITECTURES)
+    assert {row["name"] for row in records if row["kind"] == "weights"} == \
+        {"edsr-photo", "edsr", "esrgan-bicubic", "esrgan-bicubic-psnr"}
     assert run("models").exit_code == 0
 
 
@@ -81,9 +84,9 @@ def test_upscale_default_model_and_naming(shipped: Path, images: Path, tmp_path:
     out = tmp_path / "out"
     result = run("upscale", str(images / "a.png"), str(images / "b.jpg"), "-o", str(out), "--quiet")
     assert result.exit_code == 0, result.output
-    a = Image.open(out / "a_edsr_x4.png")
+    a = Image.open(out / "a_edsr-photo_x4.png")  # the default model is the photo one
     assert a.size == (24 * 4, 20 * 4)
-    assert Image.open(out / "b_edsr_x4.jpg").format == "JPEG"
+    assert Image.open(out / "b_edsr-photo_x4.jpg").format == "JPEG"
 
 
 def test_upscale_scale_choice_and_single_file_output(shipped: Path, images: Path, tmp_path: Path) -> None:
@@ -105,13 +108,13 @@ def test_upscale_refuses_a_degradation_model(images: Path, tmp_path: Path) -> No
 def test_no_overwrite_and_skip_existing(shipped: Path, images: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    existing = out / "a_edsr_x4.png"
+    existing = out / "a_edsr-photo_x4.png"
     existing.write_bytes(b"precious")
     result = CliRunner().invoke(main, ["upscale", str(images / "a.png"), str(images / "sub" / "c.png"),
                                        "-o", str(out), "-q"])
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert existing.read_bytes() == b"precious"
-    assert (out / "c_edsr_x4.png").is_file()
+    assert (out / "c_edsr-photo_x4.png").is_file()
     result = run("upscale", str(images / "a.png"), "-o", str(out), "-q", "--skip-existing")
     assert result.exit_code == 0 and existing.read_bytes() == b"precious"
     result = run("upscale", str(images / "a.png"), "-o", str(out), "-q", "--overwrite")
@@ -131,7 +134,7 @@ def test_bad_inputs_fail_alone(shipped: Path, images: Path, tmp_path: Path) -> N
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     status = {Path(r["input"]).name: r["status"] for r in records}
     assert status == {"a.png": "ok", "b.jpg": "ok", "broken.png": "failed", "truncated.png": "failed"}
-    assert sorted(p.name for p in out.iterdir()) == ["a_edsr_x4.png", "b_edsr_x4.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_edsr-photo_x4.png", "b_edsr-photo_x4.jpg"]
 
 
 def test_too_many_pixels_refused(shipped: Path, images: Path, tmp_path: Path) -> None:
@@ -159,11 +162,11 @@ def test_sixteen_bit_greyscale_and_alpha(shipped: Path, tmp_path: Path) -> None:
     Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
     out = tmp_path / "out"
     assert run("upscale", str(tmp_path / "g16.png"), str(tmp_path / "t.png"), "-o", str(out), "-x", "2", "-q").exit_code == 0
-    grey = Image.open(out / "g16_edsr_x2.png")
+    grey = Image.open(out / "g16_edsr-photo_x2.png")
     assert grey.mode.startswith("I") and grey.size == (32, 40)
     values = np.asarray(grey)
     assert len(np.unique(values % 257)) > 1  # genuinely 16-bit, not an 8-bit round trip
-    assert Image.open(out / "t_edsr_x2.png").mode == "RGBA"  # random tiny net: only the mode is meaningful
+    assert Image.open(out / "t_edsr-photo_x2.png").mode == "RGBA"  # random tiny net: only the mode is meaningful
     assert run("upscale", str(tmp_path / "t.png"), "-o", str(tmp_path / "bicubic_alpha.png"), "-x", "2", "-q",
                "--alpha-mode", "bicubic").exit_code == 0
     alpha = np.asarray(Image.open(tmp_path / "bicubic_alpha.png"))[..., 3]
@@ -177,8 +180,8 @@ def test_jpg_output_refused_for_alpha(shipped: Path, tmp_path: Path) -> None:
 
 
 def test_alpha_on_the_fly_and_interpolate_command(shipped: Path, images: Path, tmp_path: Path) -> None:
-    psnr_model = load_model(shipped / "esrgan-psnr_x4.safetensors")
-    gan_model = load_model(shipped / "esrgan_x4.safetensors")
+    psnr_model = load_model(shipped / "esrgan-bicubic-psnr_x4.safetensors")
+    gan_model = load_model(shipped / "esrgan-bicubic_x4.safetensors")
     for alpha, expected in (("0", psnr_model), ("1", gan_model)):
         target = tmp_path / f"blend{alpha}.safetensors"
         assert run("interpolate", "--alpha", alpha, "-o", str(target)).exit_code == 0
@@ -194,14 +197,15 @@ def test_alpha_on_the_fly_and_interpolate_command(shipped: Path, images: Path, t
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
     result = CliRunner().invoke(main, ["interpolate", "--alpha", "0.5", "-o", str(target)])
     assert result.exit_code == 1 and "--overwrite" in result.output
-    assert run("upscale", str(images / "a.png"), "-m", "esrgan", "--alpha", "0.3", "-o", str(tmp_path / "u"), "-q").exit_code == 0
-    assert (tmp_path / "u" / "a_esrgan-a0.3_x4.png").is_file()
+    assert run("upscale", str(images / "a.png"), "-m", "esrgan-bicubic", "--alpha", "0.3", "-o", str(tmp_path / "u"),
+               "-q").exit_code == 0
+    assert (tmp_path / "u" / "a_esrgan-bicubic-a0.3_x4.png").is_file()
     # the interpolated file, named with -m as users type it, reproduces the on-the-fly blend exactly
     blend_file = tmp_path / "blend03.safetensors"
     assert run("interpolate", "--alpha", "0.3", "-o", str(blend_file)).exit_code == 0
     assert run("upscale", str(images / "a.png"), "-m", str(blend_file), "-o", str(tmp_path / "u"), "-q").exit_code == 0
     from_file = np.asarray(Image.open(tmp_path / "u" / "a_blend03_x4.png"))
-    on_the_fly = np.asarray(Image.open(tmp_path / "u" / "a_esrgan-a0.3_x4.png"))
+    on_the_fly = np.asarray(Image.open(tmp_path / "u" / "a_esrgan-bicubic-a0.3_x4.png"))
     assert from_file.shape == on_the_fly.shape and np.array_equal(from_file, on_the_fly)
     result = CliRunner().invoke(main, ["upscale", str(images / "a.png"), "-m", str(tmp_path / "none.safetensors")])
     assert result.exit_code == 1 and "no such file" in result.output and "Traceback" not in result.output
@@ -218,7 +222,7 @@ def test_interpolate_refusals(shipped: Path, tmp_path: Path) -> None:
 
 
 def test_shipped_weights_are_verified(shipped: Path, images: Path, tmp_path: Path) -> None:
-    path = shipped / "edsr_x4.safetensors"
+    path = shipped / "edsr-photo_x4.safetensors"
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -299,21 +303,6 @@ def test_train_toml_config(image_folder: Path, tmp_path: Path) -> None:
     assert saved["iters"] == 3 and saved["lr"] == 0.0005 and saved["batch"] == 2
 
 
-def test_compare_draws_panels(shipped: Path, tmp_path: Path) -> None:
-    hr = tmp_path / "hr.png"
-    Image.fromarray(synthetic_image(7, 64, 64)).save(hr)
-    target = tmp_path / "cmp.png"
-    result = run("compare", str(hr), "-m", "edsr", "-x", "4", "--crop-size", "32", "-o", str(target))
-    assert result.exit_code == 0 and "bicubic" in result.output and "edsr" in result.output
-    sheet = Image.open(target)
-    assert sheet.width == 3 * 64 + 2 * 4  # HR, bicubic, edsr crops of 32 px zoomed 2x, 4 px gaps
-    result = run("compare", str(hr), "-m", "edsr", "-m", "esrgan-psnr,esrgan", "-x", "4", "--crop-size", "32",
-                 "-o", str(target), "--overwrite")  # -m repeated and comma-separated: every model is drawn
-    assert result.exit_code == 0 and Image.open(target).width == 5 * 64 + 4 * 4
-    result = CliRunner().invoke(main, ["compare", str(hr), "--crop", "60,60,20,20", "-o", str(tmp_path / "c2.png")])
-    assert result.exit_code == 2 and "outside" in result.output
-
-
 def test_torchrun_two_cpu_processes_share_the_inputs(images: Path, tmp_path: Path) -> None:
     """``torchrun --nproc-per-node 2 -m srcli upscale``: each rank takes its share, one summary."""
     import os
@@ -330,4 +319,4 @@ def test_torchrun_two_cpu_processes_share_the_inputs(images: Path, tmp_path: Pat
     records = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
     assert sorted(Path(r["input"]).name for r in records) == ["a.png", "b.jpg", "c.png"]  # printed once, by rank 0
     assert sum("3 upscaled" in line for line in completed.stderr.splitlines()) == 1
-    assert {p.name for p in out.rglob("*") if p.is_file()} == {"a_edsr_x2.png", "b_edsr_x2.jpg", "c_edsr_x2.png"}
+    assert {p.name for p in out.rglob("*") if p.is_file()} == {"a_tiny_x2.png", "b_tiny_x2.jpg", "c_tiny_x2.png"}
