@@ -1,8 +1,14 @@
-"""Side-by-side crops: bicubic vs SR models on one HR image (the README picture)."""
+"""Side-by-side crops: bicubic vs SR models on one image (the README pictures).
+
+Two modes. Given an HR image (``degradation`` bicubic or realworld), the LR is made from it and
+each panel carries its PSNR against the HR. Given a photo with no ground truth (``degradation``
+none), the photo itself is the LR: panels show how each model upscales it, with no PSNR.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +21,10 @@ from .evaluate import InferenceOptions, ModelSpec, make_runner
 from .metrics import psnr
 
 LABEL_HEIGHT = 18
+DEGRADATIONS = ("none", "bicubic", "realworld")
+#: LR pixels of context around an LR-mode crop, so that each network sees its neighbourhood
+#: (more than any shipped network's practical reach) without upscaling the whole photo.
+CONTEXT = 24
 
 
 @dataclass
@@ -39,19 +49,69 @@ def parse_crop(text: str | None, height: int, width: int, size: int) -> tuple[in
     return x, y, w, h
 
 
-def make_panels(hr_path: str | Path, models: list[str], scale: int, crop: str | None = None, crop_size: int = 128,
-                options: InferenceOptions | None = None) -> list[Panel]:
-    """HR -> MATLAB-bicubic LR -> each model (and bicubic); crops of the same region, with PSNR (Y)."""
+def model_specs(models: list[str]) -> list[ModelSpec]:
+    """bicubic first, then each model once; weight files are labelled by their stem."""
+    specs = []
+    for name in ["bicubic", *[m for m in dict.fromkeys(models) if m != "bicubic"]]:
+        weights = name if Path(name).suffix in (".safetensors", ".pth", ".pt", ".tar") else None
+        specs.append(ModelSpec(Path(name).stem if weights else name, weights))
+    return specs
+
+
+def make_lr(hr: torch.Tensor, scale: int, degradation: str, seed: int = 0,
+            realworld: dict[str, Any] | None = None) -> torch.Tensor:
+    """The LR that an HR image becomes: MATLAB bicubic, or one realworld chain drawn from ``seed``."""
+    if degradation == "bicubic":
+        return bicubic_downscale(hr.double(), scale).float()
+    from ..degradation.realworld import RealWorldDegradation, settings_from
+
+    generator = torch.Generator().manual_seed(seed)
+    return RealWorldDegradation(settings_from(realworld)).one(hr, scale, generator)
+
+
+def make_panels(image_path: str | Path, models: list[str], scale: int, crop: str | None = None, crop_size: int = 128,
+                options: InferenceOptions | None = None, degradation: str = "bicubic", seed: int = 0,
+                realworld: dict[str, Any] | None = None) -> list[Panel]:
+    """Crops of the same region from bicubic and each model; see the module docstring for the modes."""
+    if degradation not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {degradation!r}; use {', '.join(DEGRADATIONS)}")
     options = options or InferenceOptions()
-    hr = crop_to_multiple(read_rgb(Path(hr_path)), scale)
-    lr = bicubic_downscale(hr.double(), scale).float()
+    if degradation == "none":
+        return lr_panels(read_rgb(Path(image_path)), models, scale, crop, crop_size, options)
+    hr = crop_to_multiple(read_rgb(Path(image_path)), scale)
+    lr = make_lr(hr, scale, degradation, seed, realworld)
     x, y, w, h = parse_crop(crop, hr.shape[1], hr.shape[2], crop_size)
     panels = [Panel("HR", hr[:, y:y + h, x:x + w], None)]
-    for name in ["bicubic", *[m for m in models if m != "bicubic"]]:
-        weights = name if Path(name).suffix in (".safetensors", ".pth", ".pt", ".tar") else None
-        spec = ModelSpec(Path(name).stem if weights else name, weights)
+    for spec in model_specs(models):
         sr = make_runner(spec, scale, options)(lr).clamp(0, 1)
         panels.append(Panel(spec.name, sr[:, y:y + h, x:x + w], psnr(sr, hr, border=scale)))
+    return panels
+
+
+def lr_window(crop: tuple[int, int, int, int], scale: int, height: int, width: int
+              ) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(LR region with context as top, bottom, left, right; the crop inside its upscaled output as x, y, w, h).
+
+    The crop (output pixels) is snapped outwards to whole LR pixels."""
+    x, y, w, h = crop
+    left, top = x // scale, y // scale
+    right, bottom = min(width, -(-(x + w) // scale)), min(height, -(-(y + h) // scale))
+    region = (max(0, top - CONTEXT), min(height, bottom + CONTEXT), max(0, left - CONTEXT), min(width, right + CONTEXT))
+    inside = ((left - region[2]) * scale, (top - region[0]) * scale, (right - left) * scale, (bottom - top) * scale)
+    return region, inside
+
+
+def lr_panels(lr: torch.Tensor, models: list[str], scale: int, crop: str | None, crop_size: int,
+              options: InferenceOptions) -> list[Panel]:
+    """The photo is the LR: each model upscales a window around the crop; no ground truth, no PSNR."""
+    height, width = lr.shape[-2:]
+    chosen = parse_crop(crop, height * scale, width * scale, crop_size)
+    (top, bottom, left, right), (x, y, w, h) = lr_window(chosen, scale, height, width)
+    window = lr[:, top:bottom, left:right]
+    panels = []
+    for spec in model_specs(models):
+        sr = make_runner(spec, scale, options)(window).clamp(0, 1)
+        panels.append(Panel(spec.name, sr[:, y:y + h, x:x + w], None))
     return panels
 
 
