@@ -37,6 +37,18 @@ def ms_per_megapixel(name: str, scale: int, size: int = 256, repeats: int = 2) -
     return 1000 * seconds / ((size * scale) ** 2 / 1e6)
 
 
+def measure_photos(entry: dict, folder: str) -> dict:
+    """PSNR/SSIM on everyday-photo LR/HR pairs (x4), beside bicubic: what photo models are for."""
+    results = evaluate([folder], [ModelSpec("bicubic"), ModelSpec(entry["name"])], [4],
+                       options=InferenceOptions(precision="fp32"))
+    cell: dict = {}
+    for result in results:
+        prefix = "bicubic_" if result.model == "bicubic" else ""
+        cell[prefix + "psnr"] = round(result.psnr, 3)
+        cell[prefix + "ssim"] = round(result.ssim, 4)
+    return {"4": cell}
+
+
 def measure(entry: dict, data_root: str, datasets: list[str], keep_timing: bool = False) -> dict:
     """PSNR/SSIM beside bicubic per dataset and scale; timing too unless kept (a busy CPU gives slow figures)."""
     metrics: dict = {}
@@ -75,6 +87,8 @@ def main() -> None:
     parser.add_argument("--timing-only", action="store_true",
                         help="re-measure cpu_ms_per_output_mp only (e.g. after a default-precision change)")
     parser.add_argument("--file", action="append", help="only the entry with this weights file name(s)")
+    parser.add_argument("--photos", help="also measure x4 entries on this LR/HR photo folder "
+                                         "(e.g. ../shared/data/photos/val_set14_x4), stored as photos_val_set14_x4")
     parser.add_argument("--keep-timing", action="store_true",
                         help="measure PSNR/SSIM but keep the manifest's timings (when trainings occupy the CPU)")
     args = parser.parse_args()
@@ -93,6 +107,9 @@ def main() -> None:
             entry["metrics"]["cpu_threads"] = torch.get_num_threads()
         else:
             entry["metrics"] = measure(entry, args.data_root, datasets, keep_timing=args.keep_timing)
+            if args.photos and 4 in entry["scales"] and entry["architecture"] != "dsgan":
+                entry["metrics"]["photos_val_set14_x4"] = measure_photos(entry, args.photos)
+                entry["metrics"]["measured_with"] += f"; photos: --photos {args.photos}"
         upsert_entry(entry, weights_dir())
         print(entry["name"], entry["scales"], entry["metrics"])
 

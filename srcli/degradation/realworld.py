@@ -128,6 +128,10 @@ def _apply(settings: Any, values: Mapping[str, Any], prefix: str) -> Any:
     return dataclasses.replace(settings, **changes)
 
 
+#: The second order's compression is the final stage's (as in Real-ESRGAN): these say so.
+FINAL_INSTEAD = {"second.jpeg_quality": "final_jpeg_quality", "second.compression_prob": "final_compression_prob"}
+
+
 def settings_from(values: Mapping[str, Any] | None = None) -> RealWorldSettings:
     """Defaults updated by a (possibly nested) mapping: ``{"second_order_prob": 0.3,
     "first": {"noise_sigma": [1, 20]}}`` or flat dotted keys ``{"first.noise_sigma": "1:20"}``."""
@@ -143,6 +147,11 @@ def settings_from(values: Mapping[str, Any] | None = None) -> RealWorldSettings:
             nested.setdefault(key, {}).update(value)
         else:
             nested[key] = value
+    for key, instead in FINAL_INSTEAD.items():
+        head, _, tail = key.partition(".")
+        if tail in nested.get(head, {}):
+            raise DegradationSettingsError(f"{key} is not used: the second order ends in the final stage's "
+                                           f"compression; set {instead}")
     settings = _apply(RealWorldSettings(), nested, "")
     check_settings(settings)
     return settings

@@ -106,8 +106,10 @@ def find_dataset(spec: str | os.PathLike[str], data_root: str | os.PathLike[str]
             if found is not None:
                 return found
     places = ", ".join(str(root) for root in roots)
+    hint = (f"srcli downloads nothing: put the {canonical} images in {roots[-1] / canonical}/ "
+            f"(or any folder, then --data-root or ${DATA_ENV}); " if canonical else "")
     raise DatasetError(f"dataset {text!r} not found: not a folder, and no {text}/ or benchmarks/{text}/ under "
-                       f"{places} (set --data-root or ${DATA_ENV}); expected {LAYOUT_HELP}")
+                       f"{places}; {hint}expected {LAYOUT_HELP}")
 
 
 # ----------------------------------------------------------------------------- layouts

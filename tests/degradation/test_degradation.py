@@ -14,7 +14,7 @@ from synthetic import synthetic_image
 
 from srcli.checkpoints import registry
 from srcli.cli import main
-from srcli.degradation.classical import ClassicalDegradation, DegradeError, jpeg_round_trip, parse_classical
+from srcli.degradation.classical import ClassicalDegradation, DegradeError, parse_classical
 from srcli.inference import receptive_field
 from srcli.inference.upscaler import Upscaler
 from srcli.nets.jpeg import LUMA_TABLE, DifferentiableJPEG, estimate_jpeg_quality, quality_table

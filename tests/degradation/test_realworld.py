@@ -159,7 +159,8 @@ def test_settings_from_text_and_tables() -> None:
     assert nested.first.jpeg_quality == (50.0, 80.0) and nested.final_sinc_prob == 0.0
     for bad, message in (({"second_order_prob": 1.5}, "within 0-1"), ({"first.jpeg_quality": "80:20"}, "LOW:HIGH"),
                          ({"first.nosie_sigma": "1:2"}, "unknown realworld setting"),
-                         ({"first.noise_sigma": "a:b"}, "not a number")):
+                         ({"first.noise_sigma": "a:b"}, "not a number"),
+                         ({"second.jpeg_quality": "40:60"}, "set final_jpeg_quality")):
         with pytest.raises(DegradationSettingsError, match=message):
             settings_from(bad)
 

@@ -215,3 +215,16 @@ def test_missing_name_says_where_it_looked_and_what_layout(tmp_path: Path, monke
     assert "\n" not in message
     for expected in (str(tmp_path / "root"), str(tmp_path / "env"), str(tmp_path / "home"), "HR/ + LR_bicubic"):
         assert expected in message
+
+
+def test_a_missing_benchmark_says_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from srcli.evaluation.datasets import find_dataset
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SRCLI_DATA", raising=False)
+    with pytest.raises(DatasetError) as caught:
+        find_dataset("set5")
+    message = str(caught.value)
+    assert "srcli downloads nothing" in message
+    assert str(tmp_path / ".cache" / "srcli" / "datasets" / "Set5") in message
+    assert "\n" not in message
