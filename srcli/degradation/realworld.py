@@ -56,6 +56,8 @@ class OrderSettings:
     plateau_beta: Range = (1.0, 2.0)
     resize_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
     resize_range: Range = (0.3, 1.5)
+    antialias_prob: float = 0.5  # bilinear/bicubic downscales filtered first, as PIL, MATLAB and browsers do
+    noise_prob: float = 0.8  # web and re-shared photos often carry compression alone
     gaussian_noise_prob: float = 0.5  # else Poisson (signal-dependent)
     noise_sigma: Range = (1.0, 30.0)  # 8-bit levels
     poisson_scale: Range = (0.05, 3.0)
@@ -88,6 +90,7 @@ class RealWorldSettings:
     final_sinc_prob: float = 0.5
     final_sinc_kernel_size: Range = (7, 21)
     final_resize_probs: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)  # area, bilinear, bicubic
+    final_antialias_prob: float = 0.5
     final_compression_prob: float = 1.0
     final_jpeg_quality: Range = (30, 95)
 
@@ -185,8 +188,8 @@ def _check_weights(value: tuple[float, ...], name: str) -> None:
 
 
 def _check_order(order: OrderSettings, prefix: str) -> None:
-    for name in ("blur_prob", "gaussian_noise_prob", "gray_noise_prob", "sharpen_prob", "compression_prob",
-                 "webp_prob"):
+    for name in ("blur_prob", "antialias_prob", "noise_prob", "gaussian_noise_prob", "gray_noise_prob",
+                 "sharpen_prob", "compression_prob", "webp_prob"):
         _check_probability(getattr(order, name), prefix + name)
     _check_range(order.kernel_size, prefix + "kernel_size", 3, 41)
     _check_range(order.blur_sigma, prefix + "blur_sigma", 0.05, 20)
@@ -208,7 +211,7 @@ def _check_order(order: OrderSettings, prefix: str) -> None:
 def check_settings(settings: RealWorldSettings) -> None:
     _check_order(settings.first, "first.")
     _check_order(settings.second, "second.")
-    for name in ("second_order_prob", "final_sinc_prob", "final_compression_prob"):
+    for name in ("second_order_prob", "final_sinc_prob", "final_compression_prob", "final_antialias_prob"):
         _check_probability(getattr(settings, name), name)
     _check_range(settings.final_sinc_kernel_size, "final_sinc_kernel_size", 3, 41)
     _check_range(settings.final_jpeg_quality, "final_jpeg_quality", 1, 100)
@@ -311,12 +314,15 @@ def filter2d(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- stages
 
 
-def _resize(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+def _resize(image: torch.Tensor, size: tuple[int, int], mode: str, antialias: bool = False) -> torch.Tensor:
+    """``antialias`` low-passes a bilinear/bicubic downscale (area always averages); without it
+    the resampler skips pixels, the aliasing of cheap scalers."""
     if tuple(image.shape[-2:]) == size:
         return image
     if mode == "area":
         return F.interpolate(image, size=size, mode="area")
-    return F.interpolate(image, size=size, mode=mode, align_corners=False)
+    shrinking = size[0] < image.shape[-2] or size[1] < image.shape[-1]
+    return F.interpolate(image, size=size, mode=mode, align_corners=False, antialias=antialias and shrinking)
 
 
 def random_resize(generator: torch.Generator, image: torch.Tensor, order: OrderSettings,
@@ -329,14 +335,17 @@ def random_resize(generator: torch.Generator, image: torch.Tensor, order: OrderS
     else:
         factor = 1.0
     mode = RESIZE_MODES[_choice(generator, (1.0, 1.0, 1.0))]
+    antialias = _chance(generator, order.antialias_prob)
     height, width = image.shape[-2:]
     size = (max(1, round(height * factor)), max(1, round(width * factor)))
-    note("resize", {"factor": factor, "mode": mode, "size": size})
-    return _resize(image, size, mode)
+    note("resize", {"factor": factor, "mode": mode, "antialias": antialias, "size": size})
+    return _resize(image, size, mode, antialias)
 
 
 def add_noise(generator: torch.Generator, image: torch.Tensor, order: OrderSettings,
               note: Note = _silent) -> torch.Tensor:
+    if not _chance(generator, order.noise_prob):
+        return image
     gray = _chance(generator, order.gray_noise_prob)
     planes = (1, 1, *image.shape[-2:]) if gray else tuple(image.shape)
     if _chance(generator, order.gaussian_noise_prob):
@@ -404,6 +413,7 @@ def _final_steps(generator: torch.Generator, image: torch.Tensor, size: tuple[in
                  settings: RealWorldSettings, note: Note = _silent) -> torch.Tensor:
     """Resize to the LR size (+ sinc) and compress, in random order, as Real-ESRGAN does."""
     mode = RESIZE_MODES[_choice(generator, settings.final_resize_probs)]
+    antialias = _chance(generator, settings.final_antialias_prob)
     sinc = None
     if _chance(generator, settings.final_sinc_prob):
         kernel_size = _odd_size(generator, settings.final_sinc_kernel_size)
@@ -412,11 +422,12 @@ def _final_steps(generator: torch.Generator, image: torch.Tensor, size: tuple[in
         sinc = sinc_kernel(kernel_size, cutoff)
     do_compress = _chance(generator, settings.final_compression_prob)
     compress_first = _chance(generator, 0.5)
-    note("final", {"resize_mode": mode, "size": size, "compress_first": compress_first and do_compress})
+    note("final", {"resize_mode": mode, "antialias": antialias, "size": size,
+                   "compress_first": compress_first and do_compress})
     second = settings.second
 
     def resize_and_sinc(picture: torch.Tensor) -> torch.Tensor:
-        picture = _resize(picture, size, mode)
+        picture = _resize(picture, size, mode, antialias)
         return filter2d(picture, sinc) if sinc is not None else picture
 
     def final_compress(picture: torch.Tensor) -> torch.Tensor:

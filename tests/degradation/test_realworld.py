@@ -41,7 +41,7 @@ def traced(settings: RealWorldSettings, hr: torch.Tensor, scale: int, seed: int)
 
 def only(**order: Any) -> OrderSettings:
     """An order that does nothing unless told: no blur, no resize, zero noise, no compression."""
-    base = dict(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), gaussian_noise_prob=1.0, noise_sigma=(0.0, 0.0),
+    base = dict(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), noise_prob=1.0, gaussian_noise_prob=1.0, noise_sigma=(0.0, 0.0),
                 gray_noise_prob=0.0, sharpen_prob=0.0, compression_prob=0.0)
     base.update(order)
     return OrderSettings(**base)
@@ -138,6 +138,22 @@ def test_observed_jpeg_is_the_drawn_quality(quality: int) -> None:
     assert [values["quality"] for stage, values in records if stage == "first.compress"] == [quality]
 
 
+def test_noise_prob_zero_adds_no_noise_and_antialias_filters_a_downscale() -> None:
+    flat = torch.full((2, 3, 64, 64), 128 / 255)  # an 8-bit grey, so the 8-bit output can equal it
+    quiet, records = traced(settings_with(only(noise_prob=0.0, noise_sigma=(20.0, 20.0))), flat, 1, seed=0)
+    assert torch.equal(quiet, flat) and not any(stage == "first.noise" for stage, _ in records)
+    stripes = torch.zeros(1, 3, 64, 64)
+    stripes[..., ::4] = 1.0  # one bright column in four: mean 0.25
+    for antialias in (False, True):
+        settings = settings_with(only(), final_resize_probs=(0.0, 1.0, 0.0), final_antialias_prob=float(antialias))
+        out, records = traced(settings, stripes, 4, seed=0)
+        assert [values["antialias"] for stage, values in records if stage == "final.final"] == [antialias]
+        if antialias:  # filtered first: every LR pixel sees its share of the bright column
+            assert abs(out.mean().item() - 0.25) < 0.03
+        else:  # a x4 bilinear that skips pixels samples between two dark columns and never sees it
+            assert out.max().item() < 0.05
+
+
 def test_lr_size_is_hr_over_scale_for_every_chain() -> None:
     hr = hr_batch(6, 60)
     for scale in (2, 3, 4):
@@ -192,3 +208,16 @@ def test_degrade_realworld_from_the_cli_is_reproducible_per_seed(tmp_path) -> No
     wrong_model = runner.invoke(main, ["degrade", str(source), "-m", "bicubic", "--realworld", "second_order_prob=0",
                                        "-o", str(tmp_path / "e")])
     assert wrong_model.exit_code == 2 and "belong to --model realworld" in wrong_model.output
+
+
+def test_a_toml_realworld_table_and_cli_settings_merge(tmp_path) -> None:
+    from srcli.train.config import ConfigError, load_toml, resolve_config
+
+    toml = tmp_path / "run.toml"
+    toml.write_text("[realworld]\nsecond_order_prob = 1.0\n\n[realworld.first]\nresize_range = [0.15, 1.5]\n")
+    config = resolve_config("edsr", load_toml(toml), {"degradation": "realworld", "data": ["hr"],
+                                                      "realworld": {"final_sinc_prob": "0.8"}})
+    settings = settings_from(config.realworld)
+    assert (settings.second_order_prob, settings.first.resize_range, settings.final_sinc_prob) == (1.0, (0.15, 1.5), 0.8)
+    with pytest.raises(ConfigError, match="need --degradation realworld"):
+        resolve_config("edsr", load_toml(toml), {"data": ["hr"]})
