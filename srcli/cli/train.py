@@ -46,7 +46,9 @@ def default_text(key: str) -> str:
 @click.argument("family", type=click.Choice(FAMILIES))
 @click.option("--data", "--target", "data", multiple=True, type=click.Path(), help="HR training images (folder or file); repeatable. For dsgan: the clean HR domain.")
 @click.option("--source", multiple=True, type=click.Path(), help="dsgan: unpaired photos with the real-world degradation.")
-@click.option("--val", type=click.Path(), help="Validation HR folder (PSNR/SSIM on Y; best model kept).")
+@click.option("--val", type=click.Path(),
+              help="Validation folder in any eval layout: HR images (LR made by bicubic) or LR/HR pairs such "
+                   "as hr/ + lr/ (PSNR/SSIM on Y; the best weights are kept).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of options (command line wins).")
 @click.option("--out", type=click.Path(), help="Run directory (default runs/FAMILY).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory exactly where it stopped.")
