@@ -82,11 +82,20 @@ def resolve_model(model: str | None = None, scale: int | None = None, weights: s
 
 def interpolation_pair(name: str) -> tuple[str, str]:
     """(PSNR, GAN) shipped names that ``--alpha`` blends for ``name``; both must be installed."""
+    from .shipped import entries
+
     name = canonical_name(name)
     if name not in INTERPOLATION_PAIRS:
         pairs = ", ".join(sorted({pair[1] for pair in INTERPOLATION_PAIRS.values()}))
         raise ModelChoiceError(f"--alpha needs a model with a PSNR/GAN pair ({pairs}), not {name}")
-    return INTERPOLATION_PAIRS[name]
+    pair = INTERPOLATION_PAIRS[name]
+    shipped = {entry.name for entry in entries()}
+    missing = [member for member in pair if member not in shipped]
+    if missing:
+        complete = sorted(gan for psnr, gan in set(INTERPOLATION_PAIRS.values()) if {psnr, gan} <= shipped)
+        raise ModelChoiceError(f"--alpha blends {pair[0]} with {pair[1]}, and {' and '.join(missing)} is not "
+                               f"installed; pairs you can blend: {', '.join(complete) or 'none'}")
+    return pair
 
 
 def default_interpolation_pair() -> tuple[str, str]:

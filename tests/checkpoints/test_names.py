@@ -98,7 +98,12 @@ def test_interpolate_blends_the_pair_it_names(weights: Path, tmp_path: Path) -> 
     assert "esrgan-bicubic-psnr_x4.safetensors -> esrgan-bicubic_x4.safetensors" in result.output
     missing = CliRunner().invoke(main, ["interpolate", "--alpha", "0.3", "-m", "esrgan-photo", "-o",
                                         str(tmp_path / "m2.safetensors")])
-    assert missing.exit_code == 1 and "no shipped weights named 'esrgan-photo'" in missing.output
+    assert missing.exit_code == 1 and "esrgan-photo is not installed" in missing.output
+    assert "pairs you can blend: esrgan-bicubic" in missing.output
+    Image.fromarray(synthetic_image(2, 12, 12)).save(tmp_path / "x.png")
+    on_the_fly = CliRunner().invoke(main, ["upscale", str(tmp_path / "x.png"), "-m", "esrgan", "--alpha", "0.5",
+                                           "-o", str(tmp_path / "out")])
+    assert on_the_fly.exit_code != 0 and "blends esrgan-photo-psnr with esrgan-photo" in on_the_fly.output
 
 
 def test_readme_names_the_default_the_cli_uses() -> None:
