@@ -7,6 +7,7 @@ that was resized and re-compressed after it was shot), gives networks that remov
 
 Each sample draws its own chain from ``generator``:
 
+    clean (with ``clean_prob``): MATLAB bicubic only, nothing else
     first order:  blur -> resize (up, down or keep) -> noise -> sharpen? -> JPEG/WebP
     second order (with ``second_order_prob``): blur -> resize -> noise -> JPEG/WebP
     final:        [resize to HR/scale -> sinc?] and JPEG, in random order
@@ -26,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from ..imresize import imresize
 
 Range = tuple[float, float]
 Note = Callable[[str, dict[str, Any]], None]  # (stage, drawn parameters): what a trace records
@@ -84,6 +87,9 @@ class RealWorldSettings:
     0.15-1.5; second order half the time) because PSNR-oriented photo models pay for every
     degradation they must expect but never see."""
 
+    #: MATLAB-bicubic LR and nothing else: a default model meets clean images too (PNG renders,
+    #: screenshots, good cameras) and must not smooth them away.
+    clean_prob: float = 0.2
     first: OrderSettings = field(default_factory=lambda: OrderSettings(sharpen_prob=0.2))
     second: OrderSettings = field(default_factory=_default_second_order)
     second_order_prob: float = 0.5
@@ -211,7 +217,8 @@ def _check_order(order: OrderSettings, prefix: str) -> None:
 def check_settings(settings: RealWorldSettings) -> None:
     _check_order(settings.first, "first.")
     _check_order(settings.second, "second.")
-    for name in ("second_order_prob", "final_sinc_prob", "final_compression_prob", "final_antialias_prob"):
+    for name in ("clean_prob", "second_order_prob", "final_sinc_prob", "final_compression_prob",
+                 "final_antialias_prob"):
         _check_probability(getattr(settings, name), name)
     _check_range(settings.final_sinc_kernel_size, "final_sinc_kernel_size", 3, 41)
     _check_range(settings.final_jpeg_quality, "final_jpeg_quality", 1, 100)
@@ -462,6 +469,10 @@ class RealWorldDegradation:
         image = hr.unsqueeze(0).float()
         height, width = hr.shape[-2:]
         lr_size = (max(1, height // scale), max(1, width // scale))
+        if _chance(generator, self.settings.clean_prob):
+            note("clean", {"size": lr_size})
+            clean = imresize(image[..., : lr_size[0] * scale, : lr_size[1] * scale], 1.0 / scale)
+            return (clean[0].clamp(0, 1) * 255).round() / 255
         image = degrade_order(generator, image, self.settings.first, note=_prefixed(note, "first."))
         if _chance(generator, self.settings.second_order_prob):
             image = degrade_order(generator, image, self.settings.second, compress_now=False,

@@ -48,7 +48,7 @@ def only(**order: Any) -> OrderSettings:
 
 
 def settings_with(first: OrderSettings, **rest: Any) -> RealWorldSettings:
-    values: dict[str, Any] = dict(first=first, second_order_prob=0.0, final_sinc_prob=0.0,
+    values: dict[str, Any] = dict(first=first, clean_prob=0.0, second_order_prob=0.0, final_sinc_prob=0.0,
                                   final_compression_prob=0.0, final_resize_probs=(1.0, 0.0, 0.0))
     values.update(rest)
     return RealWorldSettings(**values)
@@ -152,6 +152,18 @@ def test_noise_prob_zero_adds_no_noise_and_antialias_filters_a_downscale() -> No
             assert abs(out.mean().item() - 0.25) < 0.03
         else:  # a x4 bilinear that skips pixels samples between two dark columns and never sees it
             assert out.max().item() < 0.05
+
+
+def test_clean_samples_are_matlab_bicubic_and_nothing_else() -> None:
+    from srcli.imresize import bicubic_downscale
+
+    hr = hr_batch(2, 64)
+    out, records = traced(RealWorldSettings(clean_prob=1.0), hr, 4, seed=3)
+    assert [stage for stage, _ in records] == ["clean", "clean"]
+    assert torch.allclose(out, bicubic_downscale(hr, 4), atol=1e-6)
+    _, mixed = traced(RealWorldSettings(), hr_batch(40, 32), 4, seed=4)
+    clean = sum(stage == "clean" for stage, _ in mixed)
+    assert 2 <= clean <= 16  # about a fifth of 40 samples by default
 
 
 def test_lr_size_is_hr_over_scale_for_every_chain() -> None:
