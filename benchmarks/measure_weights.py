@@ -43,10 +43,15 @@ def measure_photos(entry: dict, folder: str) -> dict:
                        options=InferenceOptions(precision="fp32"))
     cell: dict = {}
     for result in results:
-        prefix = "bicubic_" if result.model == "bicubic" else ""
-        cell[prefix + "psnr"] = round(result.psnr, 3)
-        cell[prefix + "ssim"] = round(result.ssim, 4)
+        record_result(cell, result)
     return {"4": cell}
+
+
+def record_result(cell: dict, result) -> None:
+    """PSNR/SSIM of one result into a manifest cell, the bicubic baseline under bicubic_ keys."""
+    prefix = "bicubic_" if result.model == "bicubic" else ""
+    cell[prefix + "psnr"] = round(result.psnr, 3)
+    cell[prefix + "ssim"] = round(result.ssim, 4)
 
 
 def measure(entry: dict, data_root: str, datasets: list[str], keep_timing: bool = False) -> dict:
@@ -64,10 +69,7 @@ def measure(entry: dict, data_root: str, datasets: list[str], keep_timing: bool 
         results = evaluate(datasets, [ModelSpec("bicubic"), ModelSpec(entry["name"])], [scale], data_root=data_root,
                            options=InferenceOptions(precision="fp32"))
         for result in results:
-            cell = metrics.setdefault(result.dataset, {}).setdefault(str(scale), {})
-            prefix = "bicubic_" if result.model == "bicubic" else ""
-            cell[prefix + "psnr"] = round(result.psnr, 3)
-            cell[prefix + "ssim"] = round(result.ssim, 4)
+            record_result(metrics.setdefault(result.dataset, {}).setdefault(str(scale), {}), result)
         if keep_timing and str(scale) in old_timing:
             metrics.setdefault("cpu_ms_per_output_mp", {})[str(scale)] = old_timing[str(scale)]
             metrics["cpu_threads"] = entry["metrics"].get("cpu_threads", 1)

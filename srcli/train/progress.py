@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .config import ConfigError, parse_duration
+
 
 class ProgressSettingError(ValueError):
     """A ``--progress-every`` value that is neither a duration nor an iteration count."""
@@ -28,18 +30,20 @@ DEFAULT_PROGRESS_EVERY = ProgressEvery()
 
 
 def parse_progress_every(text: str) -> ProgressEvery:
-    """``60``, ``60s``, ``5m``, ``1h`` (time) or ``500it`` (iterations)."""
+    """``60``, ``60s``, ``5m``, ``1h30m`` (time, as ``--time-budget``) or ``500it`` (iterations)."""
     stripped = text.strip().lower()
     match = re.fullmatch(r"(\d+)\s*(it|iters?|iterations?)", stripped)
     if match:
         if int(match.group(1)) <= 0:
             raise ProgressSettingError(f"{text!r}: the iteration count must be positive")
         return ProgressEvery(seconds=None, iterations=int(match.group(1)))
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", stripped)
-    if not match or float(match.group(1)) <= 0:
+    try:
+        seconds = parse_duration(stripped)  # the same spellings as --time-budget
+    except ConfigError:
+        seconds = None
+    if not seconds or seconds <= 0:
         raise ProgressSettingError(f"{text!r} is not a positive duration (60s, 5m) or iteration count (500it)")
-    factor = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2)]
-    return ProgressEvery(seconds=float(match.group(1)) * factor)
+    return ProgressEvery(seconds=seconds)
 
 
 def eta(iteration: int, total: int, rate: float, elapsed: float, budget: float | None) -> tuple[float | None, str]:
