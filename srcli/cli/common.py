@@ -79,6 +79,11 @@ def os_error_message(error: OSError) -> str:
     return f"{error.filename}: {os_error_text(error)}" if error.filename else os_error_text(error)
 
 
+def split_names(values: tuple[str, ...]) -> list[str]:
+    """``-m a,b -m c`` -> ``[a, b, c]``: every command takes repeated or comma-separated names."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
 def parse_tile(value: str, flag: str = "--tile") -> str | int | None:
     """``--tile`` as every command reads it: ``auto``, ``none`` or ``0`` (no tiling, as in Real-ESRGAN's
     ``-t 0``), or a tile side in input pixels (at least 8). Returns "auto", None or the side."""

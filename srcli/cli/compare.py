@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..defaults import DEFAULT_MODEL
-from .common import handle_errors
+from .common import handle_errors, split_names
 from .realworld_options import parse_realworld, realworld_option
 
 
@@ -50,7 +50,7 @@ def compare_command(image: str, models: tuple[str, ...], scale: int, degradation
     realworld = parse_realworld(realworld_settings)
     if realworld and degradation != "realworld":
         raise click.UsageError("--realworld settings belong to --degradation realworld")
-    names = [name.strip() for option in models for name in option.split(",") if name.strip()]
+    names = split_names(models)
     options = InferenceOptions(device=device, precision=precision)
     try:
         panels = make_panels(image, names, scale, crop, crop_size, options, degradation, seed, realworld)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import click
 
 from ..defaults import DEFAULT_MODEL
-from .common import console, handle_errors, parse_tile, parse_tile_pad
+from .common import console, handle_errors, parse_tile, parse_tile_pad, split_names
 
 if TYPE_CHECKING:
     from ..evaluation.evaluate import ModelSpec, Result
@@ -148,7 +148,7 @@ def _run_with_progress(quiet: bool, **kwargs: Any) -> list[Result]:
 @click.argument("datasets", nargs=-1, required=True, metavar="DATASET...")
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME",
               help="Shipped model name, 'bicubic' for the baseline, or 'none' (alias 'input') to score the images "
-                   "as they are (--metric niqe only). Repeat to compare. "
+                   "as they are (--metric niqe only). Repeat or comma-separate to compare (-m bicubic,edsr). "
                    f"Default (no --model or --weights): bicubic and the default model ({DEFAULT_MODEL}).")
 @click.option("--weights", multiple=True, metavar="[LABEL=]FILE",
               help="Your own checkpoint (repeatable); the row is labelled LABEL or the file name.")
@@ -199,6 +199,7 @@ def eval_command(datasets: tuple[str, ...], models: tuple[str, ...], weights: tu
     if as_json and any(name.lower().endswith(".json") for name in datasets):
         raise click.UsageError("--json prints records on stdout, as in every srcli command; "
                                "write a file with --json-file FILE")
+    models = tuple(split_names(models))
     if not models and not weights:  # `srcli eval Set5`: the default model beside its baseline, like upscale
         models = ("bicubic", DEFAULT_MODEL)
     options = InferenceOptions(device, precision, parse_tile(tile), parse_tile_pad(tile_pad), ensemble)

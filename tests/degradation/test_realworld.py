@@ -15,7 +15,11 @@ from srcli.degradation.realworld import (
     OrderSettings,
     RealWorldDegradation,
     RealWorldSettings,
+    _choice,
+    anisotropic_kernel,
     encode_round_trip,
+    fast_fft_length,
+    filter2d,
     parse_settings_text,
     settings_from,
     sinc_kernel,
@@ -233,3 +237,47 @@ def test_a_toml_realworld_table_and_cli_settings_merge(tmp_path) -> None:
     assert (settings.second_order_prob, settings.first.resize_range, settings.final_sinc_prob) == (1.0, (0.15, 1.5), 0.8)
     with pytest.raises(ConfigError, match="need --degradation realworld"):
         resolve_config("edsr", load_toml(toml), {"data": ["hr"]})
+
+
+def _direct_correlation(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    pad = kernel.shape[-1] // 2
+    mode = "reflect" if min(image.shape[-2:]) > pad else "replicate"
+    padded = torch.nn.functional.pad(image, (pad, pad, pad, pad), mode=mode)
+    weight = kernel.expand(image.shape[1], 1, *kernel.shape)
+    return torch.nn.functional.conv2d(padded, weight, groups=image.shape[1])
+
+
+@pytest.mark.parametrize("size,height,width", [(7, 40, 33), (13, 40, 33), (21, 57, 64), (21, 6, 9)])
+def test_fft_filter_equals_the_direct_correlation(size: int, height: int, width: int) -> None:
+    torch.manual_seed(size)
+    image = torch.rand(1, 3, height, width)
+    kernel = torch.rand(size, size)  # asymmetric: a flipped kernel would not match
+    kernel /= kernel.sum()
+    out = filter2d(image, kernel)
+    assert out.shape == image.shape
+    assert torch.allclose(out, _direct_correlation(image, kernel), atol=1e-5)
+    gaussian = anisotropic_kernel(size, 3.0, 1.0, 0.7)
+    assert torch.allclose(filter2d(image, gaussian), _direct_correlation(image, gaussian), atol=1e-5)
+
+
+def test_fast_fft_lengths_have_only_small_prime_factors() -> None:
+    assert [fast_fft_length(n) for n in (1, 7, 53, 212, 256)] == [1, 8, 54, 216, 256]
+
+
+def test_shot_noise_spread_grows_with_the_square_root_of_the_signal() -> None:
+    order = only(gaussian_noise_prob=0.0, poisson_scale=(1.0, 1.0))
+    degradation = RealWorldDegradation(settings_with(order, final_resize_probs=(1.0, 0.0, 0.0)))
+    spreads = []
+    for level in (0.1, 0.4):
+        flat = torch.full((3, 128, 128), level)
+        out = degradation.one(flat, 1, torch.Generator().manual_seed(3))
+        spreads.append(out.std().item() * 255)
+    assert spreads[0] == pytest.approx(math.sqrt(0.1 * 255), rel=0.1)
+    assert spreads[1] / spreads[0] == pytest.approx(2.0, rel=0.1)
+
+
+def test_choice_follows_the_weights_and_never_picks_a_zero_weight() -> None:
+    generator = torch.Generator().manual_seed(0)
+    picks = [_choice(generator, (0.0, 3.0, 1.0, 0.0)) for _ in range(2000)]
+    assert set(picks) == {1, 2}
+    assert picks.count(1) / len(picks) == pytest.approx(0.75, abs=0.04)

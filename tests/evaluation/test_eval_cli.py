@@ -196,6 +196,18 @@ def test_without_a_model_it_measures_the_default_model_beside_bicubic(tiny_set: 
     assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in data)
 
 
+def test_models_may_be_comma_separated_as_in_compare(tiny_set: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from srcli.defaults import DEFAULT_MODEL
+
+    ship_default_model(tmp_path / "weights", monkeypatch)
+    result = run_cli(str(tiny_set), "-m", f"bicubic, {DEFAULT_MODEL}", "-x", "2", "--device", "cpu", "--json",
+                     "--quiet")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["model"] for r in records] == ["bicubic", DEFAULT_MODEL]
+
+
 def test_json_prints_one_record_per_result_on_stdout(tiny_set: Path, tiny_weights: Path) -> None:
     result = run_cli(str(tiny_set), "-m", "bicubic", "--weights", str(tiny_weights),
                      "-x", "2", "--tile", "none", "--json", "--quiet")
