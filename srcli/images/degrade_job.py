@@ -24,7 +24,7 @@ def make_degrader(method: str, scale: int, weights: str | None, blur: float, noi
     if method == "bicubic":
         return (lambda hr: bicubic_lr(crop_for_scale(hr, scale), scale)), "bicubic"
     if method == "realworld":
-        return realworld_degrader(scale, seed, realworld), "realworld"
+        return RealWorldFileDegrader(scale, seed, realworld), "realworld"
     if method == "classical":
         degradation = ClassicalDegradation(blur=blur, noise=noise, jpeg=jpeg, seed=seed)
         return (lambda hr: degradation(crop_for_scale(hr, scale), scale)), "classical"
@@ -51,19 +51,37 @@ def make_degrader(method: str, scale: int, weights: str | None, blur: float, noi
     return dsgan, "dsgan"
 
 
-def realworld_degrader(scale: int, seed: int, settings: Mapping[str, Any] | None = None
-                       ) -> Callable[[torch.Tensor], torch.Tensor]:
+class RealWorldFileDegrader:
     """The training pipeline on whole images. Each image's chain is drawn from (seed, its pixels),
-    so an image gets the same LR whatever else is in the batch or in which order it comes."""
-    degradation = RealWorldDegradation(settings_from(settings))
+    so an image gets the same LR whatever else is in the batch or in which order it comes.
 
-    def degrade(hr: torch.Tensor) -> torch.Tensor:
+    ``chain`` holds the stages drawn for the last image (``srcli degrade --json`` prints them),
+    so users can see which blur, noise and quality made each LR."""
+
+    def __init__(self, scale: int, seed: int, settings: Mapping[str, Any] | None = None) -> None:
+        self.degradation = RealWorldDegradation(settings_from(settings))
+        self.scale = scale
+        self.seed = seed
+        self.chain: list[dict[str, Any]] = []
+
+    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
         rgb = hr[:3] if hr.shape[0] >= 3 else hr.expand(3, -1, -1)
-        digest = hashlib.sha256(f"{seed}:".encode() + (rgb * 255).round().to(torch.uint8).numpy().tobytes())
+        digest = hashlib.sha256(f"{self.seed}:".encode() + (rgb * 255).round().to(torch.uint8).numpy().tobytes())
         generator = torch.Generator().manual_seed(int.from_bytes(digest.digest()[:8], "little") >> 1)
-        return degradation.one(crop_for_scale(rgb, scale), scale, generator)
+        self.chain = []
+        return self.degradation.one(crop_for_scale(rgb, self.scale), self.scale, generator, note=self._note)
 
-    return degrade
+    def _note(self, stage: str, values: dict[str, Any]) -> None:
+        self.chain.append({"stage": stage, **{key: _plain(value) for key, value in values.items()}})
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly: floats rounded to what matters, tuples as lists."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def run_degrade(jobs: list[Job], options: OutputOptions, *, method: str, scale: int, weights: str | None,
@@ -74,7 +92,10 @@ def run_degrade(jobs: list[Job], options: OutputOptions, *, method: str, scale: 
 
     def done(record: Record) -> None:
         if as_json:
-            echo(json.dumps(record.to_dict()))
+            fields = record.to_dict()
+            if isinstance(degrade, RealWorldFileDegrader) and record.status == "ok":
+                fields["chain"] = degrade.chain
+            echo(json.dumps(fields))
 
     started = time.monotonic()
     records = run_jobs(jobs, degrade, name, 1.0 / scale, options, on_done=done)

@@ -3,6 +3,7 @@ and each stage's observable effect (noise level, blur width, JPEG quality) withi
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -224,6 +225,31 @@ def test_degrade_realworld_from_the_cli_is_reproducible_per_seed(tmp_path) -> No
     wrong_model = runner.invoke(main, ["degrade", str(source), "-m", "bicubic", "--realworld", "second_order_prob=0",
                                        "-o", str(tmp_path / "e")])
     assert wrong_model.exit_code == 2 and "belong to --model realworld" in wrong_model.output
+
+
+def test_degrade_json_prints_each_images_drawn_chain(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from srcli.cli import main
+
+    source = tmp_path / "hr"
+    source.mkdir()
+    for index in range(2):
+        Image.fromarray(synthetic_image(index, 64, 64)).save(source / f"photo{index}.png")
+    result = CliRunner().invoke(main, ["degrade", str(source), "-m", "realworld", "-x", "4", "--seed", "1",
+                                       "--realworld", "clean_prob=0,first.jpeg_quality=61:61,first.webp_prob=0",
+                                       "-o", str(tmp_path / "lr"), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["output"]).name for r in records] == ["photo0.png", "photo1.png"]
+    for record in records:
+        stages = [step["stage"] for step in record["chain"]]
+        assert stages[0] == "first.blur" and "final.final" in stages
+        compress = next(step for step in record["chain"] if step["stage"] == "first.compress")
+        assert (compress["codec"], compress["quality"]) == ("jpeg", 61)
 
 
 def test_a_toml_realworld_table_and_cli_settings_merge(tmp_path) -> None:
