@@ -422,17 +422,21 @@ def unsharp_mask(generator: torch.Generator, image: torch.Tensor, order: OrderSe
 
 
 def encode_round_trip(image: torch.Tensor, codec: str, quality: int, subsampling: int) -> torch.Tensor:
-    """(1, 3, H, W) through an 8-bit encode/decode with PIL (JPEG with 4:4:4/4:2:2/4:2:0, or WebP)."""
-    array = (image[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    """(1, 3, H, W) through an 8-bit encode/decode with PIL (JPEG with 4:4:4/4:2:2/4:2:0, or WebP).
+
+    WebP uses the encoder's fastest effort (method 0): the same quality scale and block artefacts
+    at a third of the time of the default effort, which matters beside every training step."""
+    array = image[0].mul(255).clamp_(0, 255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
     buffer = io.BytesIO()
     picture = Image.fromarray(array)
     if codec == "jpeg":
         picture.save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
     else:
-        picture.save(buffer, format="WEBP", quality=quality, method=4)
-    with Image.open(io.BytesIO(buffer.getvalue())) as decoded:
-        out = np.asarray(decoded.convert("RGB"))
-    return torch.from_numpy(out.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
+        picture.save(buffer, format="WEBP", quality=quality, method=0)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        out = np.array(decoded if decoded.mode == "RGB" else decoded.convert("RGB"))
+    return torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0).float().div_(255)
 
 
 def compress(generator: torch.Generator, image: torch.Tensor, quality_range: Range, webp_prob: float,
