@@ -47,6 +47,21 @@ def measure_photos(entry: dict, folder: str) -> dict:
     return {"4": cell}
 
 
+#: A small image in the repository: the shipped-weight tests re-run ``srcli eval`` on it and compare
+#: with the figure recorded here, so a changed file, loader or inference path cannot go unnoticed.
+CHECK_IMAGE = ROOT / "examples" / "lowres.png"
+
+
+def measure_check(entry: dict) -> dict:
+    """Y-PSNR/SSIM of ``srcli eval examples/lowres.png -m NAME -x S`` (fp32, eval's defaults) per scale."""
+    cells: dict = {}
+    for scale in entry["scales"]:
+        results = evaluate([str(CHECK_IMAGE)], [ModelSpec(entry["name"])], [scale],
+                           options=InferenceOptions(precision="fp32"))
+        record_result(cells.setdefault(str(scale), {}), results[0])
+    return cells
+
+
 def record_result(cell: dict, result) -> None:
     """PSNR/SSIM of one result into a manifest cell, the bicubic baseline under bicubic_ keys."""
     prefix = "bicubic_" if result.model == "bicubic" else ""
@@ -91,6 +106,8 @@ def main() -> None:
     parser.add_argument("--file", action="append", help="only the entry with this weights file name(s)")
     parser.add_argument("--photos", help="also measure x4 entries on this LR/HR photo folder "
                                          "(e.g. ../shared/data/photos/val_set14_x4), stored as photos_val_set14_x4")
+    parser.add_argument("--check-only", action="store_true",
+                        help="re-measure only the check figure on examples/lowres.png (what the tests compare)")
     parser.add_argument("--keep-timing", action="store_true",
                         help="measure PSNR/SSIM but keep the manifest's timings (when trainings occupy the CPU)")
     args = parser.parse_args()
@@ -101,7 +118,9 @@ def main() -> None:
         if args.file and entry["file"] not in args.file:
             continue
         find_entry(entry["name"], entry["scales"][0])  # fails early on a broken manifest
-        if args.timing_only:
+        if entry["architecture"] != "dsgan" and args.check_only:
+            entry.setdefault("metrics", {})["check_examples_lowres"] = measure_check(entry)
+        elif args.timing_only:
             if entry["architecture"] == "dsgan":  # measured by its degradation statistics, not speed
                 continue
             timings = {str(scale): round(ms_per_megapixel(entry["name"], scale), 1) for scale in entry["scales"]}
@@ -109,6 +128,8 @@ def main() -> None:
             entry["metrics"]["cpu_threads"] = torch.get_num_threads()
         else:
             entry["metrics"] = measure(entry, args.data_root, datasets, keep_timing=args.keep_timing)
+            if entry["architecture"] != "dsgan":
+                entry["metrics"]["check_examples_lowres"] = measure_check(entry)
             if args.photos and 4 in entry["scales"] and entry["architecture"] != "dsgan":
                 entry["metrics"]["photos_val_set14_x4"] = measure_photos(entry, args.photos)
                 entry["metrics"]["measured_with"] += f"; photos: --photos {args.photos}"
