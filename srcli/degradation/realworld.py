@@ -90,6 +90,12 @@ class RealWorldSettings:
     #: MATLAB-bicubic LR and nothing else: a default model meets clean images too (PNG renders,
     #: screenshots, good cameras) and must not smooth them away.
     clean_prob: float = 0.2
+    #: Resized and compressed, nothing else: the web photo (downscaled by software, which filters
+    #: first, then JPEG/WebP), re-shared (compressed again) with ``recompress_prob``. The full
+    #: chain below almost always blurs and usually adds noise, so without this share it hardly
+    #: ever shows a network a compression-only LR, the most common kind on the web.
+    compressed_prob: float = 0.0
+    recompress_prob: float = 0.5
     first: OrderSettings = field(default_factory=lambda: OrderSettings(sharpen_prob=0.2))
     second: OrderSettings = field(default_factory=_default_second_order)
     second_order_prob: float = 0.5
@@ -217,7 +223,7 @@ def _check_order(order: OrderSettings, prefix: str) -> None:
 def check_settings(settings: RealWorldSettings) -> None:
     _check_order(settings.first, "first.")
     _check_order(settings.second, "second.")
-    for name in ("clean_prob", "second_order_prob", "final_sinc_prob", "final_compression_prob",
+    for name in ("clean_prob", "compressed_prob", "recompress_prob", "second_order_prob", "final_sinc_prob", "final_compression_prob",
                  "final_antialias_prob"):
         _check_probability(getattr(settings, name), name)
     _check_range(settings.final_sinc_kernel_size, "final_sinc_kernel_size", 3, 41)
@@ -518,11 +524,26 @@ class RealWorldDegradation:
             note("clean", {"size": lr_size})
             clean = imresize(image[..., : lr_size[0] * scale, : lr_size[1] * scale], 1.0 / scale)
             return (clean[0].clamp(0, 1) * 255).round() / 255
+        if self.settings.compressed_prob > 0 and _chance(generator, self.settings.compressed_prob):
+            return self._compressed(generator, image, lr_size, note)
         image = degrade_order(generator, image, self.settings.first, note=_prefixed(note, "first."))
         if _chance(generator, self.settings.second_order_prob):
             image = degrade_order(generator, image, self.settings.second, compress_now=False,
                                   note=_prefixed(note, "second."))
         image = _final_steps(generator, image, lr_size, self.settings, _prefixed(note, "final."))
+        return (image[0].clamp(0, 1) * 255).round() / 255
+
+    def _compressed(self, generator: torch.Generator, image: torch.Tensor, lr_size: tuple[int, int],
+                    note: Note) -> torch.Tensor:
+        """A compression-only chain: filtered resize to the LR size, then one or two codec round trips."""
+        settings = self.settings
+        mode = RESIZE_MODES[_choice(generator, settings.final_resize_probs)]
+        note("compressed.resize", {"mode": mode, "antialias": True, "size": lr_size})
+        image = _resize(image, lr_size, mode, antialias=True).clamp(0, 1)
+        rounds = 2 if _chance(generator, settings.recompress_prob) else 1
+        for _ in range(rounds):
+            image = compress(generator, image, settings.final_jpeg_quality, settings.second.webp_prob,
+                             settings.second.chroma_subsampling_probs, _prefixed(note, "compressed."))
         return (image[0].clamp(0, 1) * 255).round() / 255
 
     def __call__(self, hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -307,3 +307,23 @@ def test_choice_follows_the_weights_and_never_picks_a_zero_weight() -> None:
     picks = [_choice(generator, (0.0, 3.0, 1.0, 0.0)) for _ in range(2000)]
     assert set(picks) == {1, 2}
     assert picks.count(1) / len(picks) == pytest.approx(0.75, abs=0.04)
+
+
+def test_compressed_chains_resize_and_compress_only() -> None:
+    settings = RealWorldSettings(clean_prob=0.0, compressed_prob=1.0, recompress_prob=0.5,
+                                 final_jpeg_quality=(40.0, 60.0))
+    out, records = traced(settings, hr_batch(12, 64), 4, seed=2)
+    assert out.shape == (12, 3, 16, 16)
+    assert {stage for stage, _ in records} == {"compressed.resize", "compressed.compress"}
+    assert all(values["antialias"] for stage, values in records if stage == "compressed.resize")
+    qualities = [values["quality"] for stage, values in records if stage == "compressed.compress"]
+    assert all(40 <= quality <= 60 for quality in qualities)
+    assert 12 < len(qualities) < 24  # some re-shared (compressed twice), some once
+
+
+def test_compressed_prob_zero_draws_nothing_for_it() -> None:
+    """Runs made before compression-only chains existed resume on the same random stream."""
+    hr = hr_batch(3, 48)
+    default, _ = traced(RealWorldSettings(compressed_prob=0.0), hr, 4, seed=5)
+    explicit, _ = traced(RealWorldSettings(compressed_prob=0.0, recompress_prob=0.9), hr, 4, seed=5)
+    assert torch.equal(default, explicit)
