@@ -322,7 +322,7 @@ def test_compressed_chains_resize_and_compress_only() -> None:
 
 
 def test_compressed_prob_zero_draws_nothing_for_it() -> None:
-    """Runs made before compression-only chains existed resume on the same random stream."""
+    """At 0 the setting consumes no random draw: every chain is the full pipeline's, draw for draw."""
     hr = hr_batch(3, 48)
     default, _ = traced(RealWorldSettings(compressed_prob=0.0), hr, 4, seed=5)
     explicit, _ = traced(RealWorldSettings(compressed_prob=0.0, recompress_prob=0.9), hr, 4, seed=5)
