@@ -8,6 +8,8 @@ given, so users can evaluate on LR images that someone else made.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import re
 from dataclasses import dataclass
@@ -232,6 +234,16 @@ def open_dataset(spec: str | os.PathLike[str], scale: int,
     layout, pairs = detect_layout(root, scale)
     canonical = canonical_name(str(spec)) if not Path(spec).expanduser().exists() else None
     return Dataset(canonical or _display_name(root), root, layout, pairs)
+
+
+def distinct_names(datasets: list[Dataset]) -> list[Dataset]:
+    """Datasets from different folders that share a name are called ``parent/name``, so that
+    tables and reports never merge ``photos/val_set14_x4`` with ``realworld/val_set14_x4``."""
+    roots: dict[str, set[Path]] = {}
+    for dataset in datasets:
+        roots.setdefault(dataset.name, set()).add(dataset.root.resolve())
+    return [dataclasses.replace(dataset, name=f"{dataset.root.resolve().parent.name}/{dataset.name}")
+            if len(roots[dataset.name]) > 1 else dataset for dataset in datasets]
 
 
 def _display_name(root: Path) -> str:

@@ -31,7 +31,7 @@ from ..errors import DataError
 from ..files import atomic_write
 from ..images.io import ImageReadError
 from ..imresize import imresize, quantize
-from .datasets import Dataset, ImagePair, load_pair, open_dataset, read_rgb
+from .datasets import Dataset, ImagePair, distinct_names, load_pair, open_dataset, read_rgb
 from .metrics import psnr, ssim
 from .niqe import NiqeTooSmall, niqe
 
@@ -280,8 +280,8 @@ def evaluate(datasets: Sequence[str | os.PathLike[str]], models: Sequence[str | 
     reference = any(metric in REFERENCE_METRICS for metric in chosen)
     specs, scales = _unique([as_spec(m) for m in models]), _unique([int(s) for s in scales])
     _check_request(datasets, specs, scales, border, reference)
-    opened = {(index, scale): open_dataset(spec, scale, data_root)
-              for index, spec in enumerate(datasets) for scale in scales}
+    keys = [(index, scale) for index in range(len(datasets)) for scale in scales]
+    opened = dict(zip(keys, distinct_names([open_dataset(datasets[index], scale, data_root) for index, scale in keys])))
     runners = _runners(specs, scales, options, on_skip)
     parameters = {key: parameter_count(runner) for key, runner in runners.items()}
     results = {(spec, scale, index): _empty_result(dataset, spec, scale, border, rgb, parameters[(spec, scale)],

@@ -208,6 +208,14 @@ def test_models_may_be_comma_separated_as_in_compare(tiny_set: Path, tmp_path: P
     assert [r["model"] for r in records] == ["bicubic", DEFAULT_MODEL]
 
 
+def test_datasets_sharing_a_folder_name_are_labelled_by_their_parent(tmp_path: Path) -> None:
+    first = make_folder(tmp_path / "photos" / "val")
+    second = make_folder(tmp_path / "realworld" / "val", size=(30, 34))
+    results = evaluate([str(first), str(second), str(tiny := make_folder(tmp_path / "tiny"))], ["bicubic"], [2])
+    assert [r.dataset for r in results] == ["photos/val", "realworld/val", "tiny"]
+    assert results[0].psnr != results[1].psnr and tiny.name == "tiny"
+
+
 def test_json_prints_one_record_per_result_on_stdout(tiny_set: Path, tiny_weights: Path) -> None:
     result = run_cli(str(tiny_set), "-m", "bicubic", "--weights", str(tiny_weights),
                      "-x", "2", "--tile", "none", "--json", "--quiet")

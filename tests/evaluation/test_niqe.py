@@ -60,7 +60,9 @@ def pink_noise(seed: int, height: int, width: int) -> torch.Tensor:
     (lambda: pink_noise(0, 192, 288), 0, 5.540923),
 ])
 def test_pinned_values(make, crop: int, expected: float) -> None:
-    assert niqe(make(), crop_border=crop) == pytest.approx(expected, abs=1e-4)
+    # relative: the synthetic images score far from natural (~17), where the covariance solve
+    # differs by ~5e-5 relative between CPUs' BLAS kernels (AMD Zen 4 vs Intel with AMX)
+    assert niqe(make(), crop_border=crop) == pytest.approx(expected, rel=1e-4)
 
 
 def test_blur_raises_niqe() -> None:
