@@ -8,6 +8,7 @@ that was resized and re-compressed after it was shot), gives networks that remov
 Each sample draws its own chain from ``generator``:
 
     clean (with ``clean_prob``): MATLAB bicubic only, nothing else
+    compressed (with ``compressed_prob``): filtered resize, then JPEG/WebP once or twice
     first order:  blur -> resize (up, down or keep) -> noise -> sharpen? -> JPEG/WebP
     second order (with ``second_order_prob``): blur -> resize -> noise -> JPEG/WebP
     final:        [resize to HR/scale -> sinc?] and JPEG, in random order
@@ -94,7 +95,7 @@ class RealWorldSettings:
     #: first, then JPEG/WebP), re-shared (compressed again) with ``recompress_prob``. The full
     #: chain below almost always blurs and usually adds noise, so without this share it hardly
     #: ever shows a network a compression-only LR, the most common kind on the web.
-    compressed_prob: float = 0.0
+    compressed_prob: float = 0.35
     recompress_prob: float = 0.5
     first: OrderSettings = field(default_factory=lambda: OrderSettings(sharpen_prob=0.2))
     second: OrderSettings = field(default_factory=_default_second_order)

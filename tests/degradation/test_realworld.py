@@ -53,7 +53,7 @@ def only(**order: Any) -> OrderSettings:
 
 
 def settings_with(first: OrderSettings, **rest: Any) -> RealWorldSettings:
-    values: dict[str, Any] = dict(first=first, clean_prob=0.0, second_order_prob=0.0, final_sinc_prob=0.0,
+    values: dict[str, Any] = dict(first=first, clean_prob=0.0, compressed_prob=0.0, second_order_prob=0.0, final_sinc_prob=0.0,
                                   final_compression_prob=0.0, final_resize_probs=(1.0, 0.0, 0.0))
     values.update(rest)
     return RealWorldSettings(**values)
@@ -73,10 +73,11 @@ def test_same_generator_same_lr_and_another_seed_differs() -> None:
 
 def test_every_drawn_value_is_within_its_range() -> None:
     settings = RealWorldSettings()
-    _, records = traced(settings, hr_batch(16, 96), 4, seed=1)
+    _, records = traced(settings, hr_batch(32, 96), 4, seed=1)
     stages = {stage for stage, _ in records}
-    assert {"first.blur", "first.resize", "first.noise", "first.compress", "final.final"} <= stages
-    assert any(stage.startswith("second.") for stage in stages)  # second order happens (p = 0.5, 16 draws)
+    assert {"first.blur", "first.resize", "first.noise", "first.compress", "final.final", "clean",
+            "compressed.compress"} <= stages
+    assert any(stage.startswith("second.") for stage in stages)  # second order happens (p = 0.5)
     for stage, values in records:
         order = settings.second if stage.startswith("second.") else settings.first
         if stage.endswith(".blur") and values["shape"] != "sinc":
@@ -88,11 +89,11 @@ def test_every_drawn_value_is_within_its_range() -> None:
             assert order.noise_sigma[0] <= values["sigma"] <= order.noise_sigma[1]
         elif stage.endswith(".noise"):
             assert order.poisson_scale[0] <= values["scale"] <= order.poisson_scale[1]
-        elif stage == "final.compress":
+        elif stage in ("final.compress", "compressed.compress"):
             assert settings.final_jpeg_quality[0] <= values["quality"] <= settings.final_jpeg_quality[1]
         elif stage.endswith(".compress"):
             assert order.jpeg_quality[0] <= values["quality"] <= order.jpeg_quality[1]
-        elif stage.endswith(".resize") and values["factor"] != 1.0:
+        elif stage in ("first.resize", "second.resize") and values["factor"] != 1.0:
             assert order.resize_range[0] <= values["factor"] <= order.resize_range[1]
 
 
